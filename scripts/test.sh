@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# README command #2: set up, build, and run every test suite: ctest (C++ and C), then pytest.
+# Each suite starts its own redis-server processes; nothing here needs a running server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/build.sh
+ctest --test-dir build/cmake --output-on-failure
+if [ -d tests/python ] && ls tests/python/test_*.py >/dev/null 2>&1; then
+  .venv/bin/python -m pytest -q tests/python "$@"
+fi
