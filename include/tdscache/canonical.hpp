@@ -107,7 +107,7 @@ class canonicalizer {
   // The view stays valid until the next call on this canonicalizer.
   result<std::string_view> canonicalize(std::string_view json);
   result<digest> hash(std::string_view json);
-  result<page_records> hash_page(std::string_view page, const page_options& page = {});
+  result<page_records> hash_page(std::string_view page_body, const page_options& page = {});
 
  private:
   struct impl;

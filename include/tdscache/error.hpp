@@ -55,8 +55,8 @@ struct error {
   std::size_t offset = no_offset;
 };
 
-inline error make_error(status code, std::string message, std::size_t offset = no_offset) {
-  return error{code, std::move(message), offset};
+inline tds::error make_error(status code, std::string message, std::size_t offset = no_offset) {
+  return tds::error{code, std::move(message), offset};
 }
 
 // A value or an error, shaped like simdjson_result: get(out) returns the status, so callers
@@ -65,7 +65,7 @@ template <class T>
 class [[nodiscard]] result {
  public:
   result(T value) : value_(std::move(value)) {}                  // NOLINT: implicit by design
-  result(error err) : err_(std::move(err)) {}                     // NOLINT
+  result(tds::error err) : err_(std::move(err)) {}                // NOLINT
   result(status code, std::string message, std::size_t offset = no_offset)
       : err_{code, std::move(message), offset} {}
 
@@ -96,7 +96,7 @@ template <>
 class [[nodiscard]] result<void> {
  public:
   result() = default;
-  result(error err) : err_(std::move(err)) {}  // NOLINT
+  result(tds::error err) : err_(std::move(err)) {}  // NOLINT
   result(status code, std::string message, std::size_t offset = no_offset)
       : err_{code, std::move(message), offset} {}
 

@@ -1,0 +1,930 @@
+// The canonicalizer: walks raw JSON with simdjson's On-Demand API and writes the canonical
+// form of the chosen scheme, then hashes it. On-Demand (rather than DOM) because it hands us
+// the raw text of every number: Python prints integers of any size exactly, and DOM rejects
+// integers beyond 64 bits. Strings are unescaped and re-escaped here in one pass.
+#include <simdjson.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <list>
+#include <openssl/evp.h>
+
+#include "tdscache/canonical.hpp"
+#include "tdscache/detail/json_text.hpp"
+
+namespace od = simdjson::ondemand;
+
+namespace tds {
+
+// ---------------------------------------------------------------------------------------------
+// Names, digests, SHA-256
+
+std::string_view scheme_name(hash_scheme s) noexcept {
+  return s == hash_scheme::jcs ? "jcs" : "legacy";
+}
+
+std::optional<hash_scheme> parse_scheme(std::string_view name) noexcept {
+  if (name == "legacy") return hash_scheme::legacy;
+  if (name == "jcs") return hash_scheme::jcs;
+  return std::nullopt;
+}
+
+void digest::hex_into(char out[64]) const noexcept {
+  static constexpr char hexd[] = "0123456789abcdef";
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    out[2 * i] = hexd[bytes[i] >> 4];
+    out[2 * i + 1] = hexd[bytes[i] & 0xF];
+  }
+}
+
+std::string digest::hex() const {
+  std::string s(64, '\0');
+  hex_into(s.data());
+  return s;
+}
+
+std::optional<digest> digest::from_hex(std::string_view hex) noexcept {
+  if (hex.size() != 64) return std::nullopt;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  digest d;
+  for (std::size_t i = 0; i < 32; ++i) {
+    int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    d.bytes[i] = static_cast<std::uint8_t>(hi << 4 | lo);
+  }
+  return d;
+}
+
+namespace {
+
+// One EVP context per thread, created on first use and reused: EVP_DigestInit_ex2 resets it
+// without allocating, and the fetched SHA256 implementation is shared process-wide.
+struct sha256_context {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  ~sha256_context() { EVP_MD_CTX_free(ctx); }
+};
+
+const EVP_MD* sha256_md() noexcept {
+  static const EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return md;
+}
+
+}  // namespace
+
+digest sha256(std::string_view bytes) noexcept {
+  thread_local sha256_context t;
+  digest d;
+  unsigned int len = 0;
+  EVP_DigestInit_ex2(t.ctx, sha256_md(), nullptr);
+  EVP_DigestUpdate(t.ctx, bytes.data(), bytes.size());
+  EVP_DigestFinal_ex(t.ctx, d.bytes.data(), &len);
+  return d;
+}
+
+const std::vector<std::string>& legacy_excluded_fields() {
+  static const std::vector<std::string> fields = {
+      "zoho_synced_at", "created_at", "updated_at", "last_sync_attempt",
+      "sync_count",     "cached_at",  "zoho_raw_data"};
+  return fields;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The walker
+
+namespace {
+
+// Python 3.11 refuses to convert integers longer than this (sys.get_int_max_str_digits), so
+// json.loads fails on them: the legacy scheme reports them as out of range instead.
+constexpr std::size_t python_int_max_digits = 4300;
+// Deep enough for any real document; the recursion uses ~200 bytes of stack per level.
+constexpr std::size_t max_depth_limit = 4096;
+
+struct member {
+  std::uint32_t key_offset, key_length;  // into walker::keys (decoded, WTF-8)
+  std::size_t value_offset, value_length;  // into walker::out
+  std::uint32_t index;                   // position in the input, for "last one wins"
+  bool is_null;
+  bool excluded;
+};
+
+// A parsed JSON Pointer: its reference tokens, unescaped (~1 -> /, ~0 -> ~).
+using pointer_tokens = std::vector<std::string>;
+
+result<pointer_tokens> parse_pointer(std::string_view text) {
+  if (text.empty() || text[0] != '/')
+    return result<pointer_tokens>(status::pointer_invalid,
+                                  "JSON Pointer must start with '/': \"" + std::string(text) + "\"");
+  pointer_tokens tokens;
+  std::string token;
+  for (std::size_t i = 1; i <= text.size(); ++i) {
+    if (i == text.size() || text[i] == '/') {
+      tokens.push_back(std::move(token));
+      token.clear();
+    } else if (text[i] == '~') {
+      if (i + 1 < text.size() && (text[i + 1] == '0' || text[i + 1] == '1')) {
+        token.push_back(text[i + 1] == '0' ? '~' : '/');
+        ++i;
+      } else {
+        return result<pointer_tokens>(status::pointer_invalid,
+                                      "JSON Pointer has '~' not followed by 0 or 1: \"" +
+                                          std::string(text) + "\"");
+      }
+    } else {
+      token.push_back(text[i]);
+    }
+  }
+  return tokens;
+}
+
+// Pointer matching state: which exclusion pointers still match the path walked so far.
+// A bitmask keeps it allocation-free; more than 64 nested exclusions is an options error.
+using pointer_set = std::uint64_t;
+
+struct item_capture {
+  std::string_view id_field, modified_field;
+  std::string* id = nullptr;
+  bool id_found = false;
+  std::optional<std::string>* modified = nullptr;
+};
+
+}  // namespace
+
+struct canonicalizer::impl {
+  canonical_options options;
+  std::vector<std::string> excluded;  // sorted, for binary search
+  std::vector<pointer_tokens> pointers;
+  od::parser parser;
+  std::unique_ptr<char[]> padded;
+  std::size_t padded_capacity = 0;
+  std::string out, scratch, keys, text;
+  std::vector<member> members;
+  const char* base = nullptr;  // start of the padded input, for error offsets
+  error err;
+  item_capture* capture = nullptr;
+
+  bool fail(status code, std::string message, const char* at) {
+    if (err.code == status::ok) {
+      err.code = code;
+      err.message = std::move(message);
+      err.offset = at && base ? static_cast<std::size_t>(at - base) : no_offset;
+    }
+    return false;
+  }
+
+  bool fail_simdjson(simdjson::error_code e, const char* at) {
+    status code = status::json_malformed;
+    if (e == simdjson::UTF8_ERROR) code = status::utf8_invalid;
+    if (e == simdjson::DEPTH_ERROR) code = status::depth_exceeded;
+    if (e == simdjson::MEMALLOC) code = status::out_of_memory;
+    std::string message = std::string("invalid JSON: ") + simdjson::error_message(e);
+    if (e == simdjson::UTF8_ERROR) message = "input is not valid UTF-8";
+    return fail(code, std::move(message), at);
+  }
+
+  const char* load(std::string_view json) {
+    const std::size_t need = json.size() + simdjson::SIMDJSON_PADDING;
+    if (need > padded_capacity) {
+      padded_capacity = std::max(need, padded_capacity * 2);
+      padded.reset(new char[padded_capacity]);
+    }
+    std::memcpy(padded.get(), json.data(), json.size());
+    std::memset(padded.get() + json.size(), 0, simdjson::SIMDJSON_PADDING);
+    base = padded.get();
+    return base;
+  }
+
+  bool is_excluded_name(std::string_view key) const {
+    return std::binary_search(excluded.begin(), excluded.end(), key,
+                              [](std::string_view a, std::string_view b) { return a < b; });
+  }
+
+  // Pointers in `active` whose token at `depth` equals `token`: the ones that continue, and
+  // whether one of them ends here (the member or element is excluded).
+  pointer_set step_pointers(pointer_set active, std::size_t depth, std::string_view token,
+                            bool& excluded_here) const {
+    pointer_set next = 0;
+    for (std::size_t i = 0; active >> i; ++i) {
+      if (!((active >> i) & 1)) continue;
+      const auto& p = pointers[i];
+      if (depth < p.size() && p[depth] == token) {
+        if (depth + 1 == p.size()) excluded_here = true;
+        else next |= pointer_set{1} << i;
+      }
+    }
+    return next;
+  }
+
+  // ---- strings --------------------------------------------------------------------------
+
+  static int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  }
+
+  bool read_u16(const char*& p, std::uint32_t& unit) {
+    unit = 0;
+    for (int i = 0; i < 4; ++i) {
+      int v = hex_value(p[i]);
+      if (v < 0) return fail(status::json_malformed, "invalid \\u escape in string", p - 2);
+      unit = unit << 4 | static_cast<std::uint32_t>(v);
+    }
+    p += 4;
+    return true;
+  }
+
+  // Reads the JSON string whose content starts at `p` (just after the opening quote). With
+  // decoded != nullptr, appends the decoded text (WTF-8); with escaped != nullptr, appends the
+  // canonical quoted form. Returns the position after the closing quote, or nullptr on error.
+  const char* read_string(const char* p, std::string* decoded, std::string* escaped) {
+    const hash_scheme scheme = options.scheme;
+    if (escaped) escaped->push_back('"');
+    for (;;) {
+      const char* run = p;
+      // Bytes that pass through unchanged in both the decoded and the escaped form.
+      if (scheme == hash_scheme::legacy || !escaped) {
+        while (static_cast<unsigned char>(*p) >= 0x20 && static_cast<unsigned char>(*p) < 0x7F &&
+               *p != '"' && *p != '\\')
+          ++p;
+      } else {
+        while (static_cast<unsigned char>(*p) >= 0x20 && *p != '"' && *p != '\\') ++p;
+      }
+      if (p != run) {
+        if (decoded) decoded->append(run, static_cast<std::size_t>(p - run));
+        if (escaped) escaped->append(run, static_cast<std::size_t>(p - run));
+      }
+      const unsigned char c = static_cast<unsigned char>(*p);
+      if (c == '"') {
+        if (escaped) escaped->push_back('"');
+        return p + 1;
+      }
+      if (c < 0x20)
+        return fail(status::json_malformed, "unescaped control character in string", p), nullptr;
+      if (c >= 0x80) {
+        // Validated UTF-8: copy it decoded, escape it per scheme.
+        const char* start = p;
+        std::uint32_t cp;
+        if (c < 0xE0) {
+          cp = (c & 0x1Fu) << 6 | (static_cast<unsigned char>(p[1]) & 0x3Fu);
+          p += 2;
+        } else if (c < 0xF0) {
+          cp = (c & 0x0Fu) << 12 | (static_cast<unsigned char>(p[1]) & 0x3Fu) << 6 |
+               (static_cast<unsigned char>(p[2]) & 0x3Fu);
+          p += 3;
+        } else {
+          cp = (c & 0x07u) << 18 | (static_cast<unsigned char>(p[1]) & 0x3Fu) << 12 |
+               (static_cast<unsigned char>(p[2]) & 0x3Fu) << 6 | (static_cast<unsigned char>(p[3]) & 0x3Fu);
+          p += 4;
+        }
+        if (decoded) decoded->append(start, static_cast<std::size_t>(p - start));
+        if (escaped) detail::append_code_point(*escaped, cp, scheme);
+        continue;
+      }
+      // c == '\\'
+      const char* esc = p;
+      char e = p[1];
+      p += 2;
+      std::uint32_t cp;
+      switch (e) {
+        case '"': cp = '"'; break;
+        case '\\': cp = '\\'; break;
+        case '/': cp = '/'; break;
+        case 'b': cp = '\b'; break;
+        case 'f': cp = '\f'; break;
+        case 'n': cp = '\n'; break;
+        case 'r': cp = '\r'; break;
+        case 't': cp = '\t'; break;
+        case 'u': {
+          if (!read_u16(p, cp)) return nullptr;
+          if (cp >= 0xD800 && cp <= 0xDBFF && p[0] == '\\' && p[1] == 'u') {
+            const char* q = p + 2;
+            std::uint32_t low;
+            if (!read_u16(q, low)) return nullptr;
+            if (low >= 0xDC00 && low <= 0xDFFF) {
+              cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+              p = q;
+            }
+          }
+          if (cp >= 0xD800 && cp <= 0xDFFF && scheme == hash_scheme::jcs)
+            return fail(status::lone_surrogate,
+                        "lone surrogate escape in string (RFC 8785 requires valid Unicode)", esc),
+                   nullptr;
+          break;
+        }
+        default:
+          return fail(status::json_malformed, "invalid escape in string", esc), nullptr;
+      }
+      if (decoded) append_wtf8(*decoded, cp);
+      if (escaped) detail::append_code_point(*escaped, cp, scheme);
+    }
+  }
+
+  static void append_wtf8(std::string& s, std::uint32_t cp) {
+    if (cp < 0x80) {
+      s.push_back(static_cast<char>(cp));
+    } else if (cp < 0x800) {
+      s.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+      s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else if (cp < 0x10000) {
+      s.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+      s.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else {
+      s.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+      s.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+      s.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    }
+  }
+
+  // ---- numbers --------------------------------------------------------------------------
+
+  static std::string_view trim_token(std::string_view t) {
+    while (!t.empty() && (t.back() == ' ' || t.back() == '\n' || t.back() == '\r' || t.back() == '\t'))
+      t.remove_suffix(1);
+    return t;
+  }
+
+  bool write_number(std::string_view token, const char* at) {
+    // Grammar (RFC 8259): -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?
+    const char* p = token.data();
+    const char* end = p + token.size();
+    const bool negative = p < end && *p == '-';
+    if (negative) ++p;
+    if (end - p >= 3 && (std::memcmp(p, "Inf", 3) == 0 || std::memcmp(p, "NaN", 3) == 0))
+      return fail(status::number_nan_inf, "NaN and Infinity are not JSON numbers", at);
+    const char* int_start = p;
+    while (p < end && *p >= '0' && *p <= '9') ++p;
+    const std::size_t int_digits = static_cast<std::size_t>(p - int_start);
+    if (int_digits == 0 || (int_digits > 1 && *int_start == '0'))
+      return fail(status::json_malformed, "invalid number \"" + std::string(token) + "\"", at);
+    bool is_integer = true;
+    if (p < end && *p == '.') {
+      is_integer = false;
+      const char* f = ++p;
+      while (p < end && *p >= '0' && *p <= '9') ++p;
+      if (p == f) return fail(status::json_malformed, "invalid number \"" + std::string(token) + "\"", at);
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+      is_integer = false;
+      ++p;
+      if (p < end && (*p == '+' || *p == '-')) ++p;
+      const char* x = p;
+      while (p < end && *p >= '0' && *p <= '9') ++p;
+      if (p == x) return fail(status::json_malformed, "invalid number \"" + std::string(token) + "\"", at);
+    }
+    if (p != end) return fail(status::json_malformed, "invalid number \"" + std::string(token) + "\"", at);
+
+    if (options.scheme == hash_scheme::legacy && is_integer) {
+      if (int_digits > python_int_max_digits)
+        return fail(status::number_out_of_range,
+                    "integer has more than 4300 digits (Python's int limit)", at);
+      const bool zero = int_digits == 1 && *int_start == '0';
+      if (negative && !zero) out.push_back('-');
+      out.append(int_start, int_digits);
+      return true;
+    }
+    if (options.scheme == hash_scheme::jcs && is_integer && !options.strict) {
+      // 2^53 - 1 = 9007199254740991 has 16 digits.
+      const bool beyond_exact = int_digits > 16 ||
+          (int_digits == 16 && std::memcmp(int_start, "9007199254740991", 16) > 0);
+      if (beyond_exact) {
+        if (negative) out.push_back('-');
+        out.append(int_start, int_digits);
+        return true;
+      }
+    }
+    double value = 0;
+    auto res = std::from_chars(token.data(), end, value);
+    if (res.ec == std::errc::result_out_of_range) {
+      // libstdc++ reports underflow as out of range too; Python and ECMAScript round it to zero.
+      if (!is_huge(token)) {
+        value = negative ? -0.0 : 0.0;
+      } else {
+        return fail(status::number_out_of_range,
+                    "number \"" + std::string(token.substr(0, 40)) + "\" overflows a double", at);
+      }
+    } else if (res.ec != std::errc() || !std::isfinite(value)) {
+      return fail(status::number_out_of_range,
+                  "number \"" + std::string(token.substr(0, 40)) + "\" overflows a double", at);
+    }
+    if (options.scheme == hash_scheme::legacy) detail::append_python_float(out, value);
+    else detail::append_es_number(out, value);
+    return true;
+  }
+
+  // Whether an out-of-range decimal is too large (rather than too small): its magnitude is
+  // the count of integer digits plus the exponent.
+  static bool is_huge(std::string_view token) {
+    const char* p = token.data();
+    const char* end = p + token.size();
+    if (*p == '-') ++p;
+    long long magnitude = 0;
+    bool leading = true;
+    for (; p < end && *p >= '0' && *p <= '9'; ++p) {
+      if (leading && *p == '0') continue;
+      leading = false;
+      ++magnitude;
+    }
+    if (leading && p < end && *p == '.') {
+      // 0.000ddd: magnitude is negative by the count of zeros after the point.
+      ++p;
+      for (; p < end && *p == '0'; ++p) --magnitude;
+    }
+    while (p < end && *p != 'e' && *p != 'E') ++p;
+    if (p < end) {
+      ++p;
+      bool neg = false;
+      if (*p == '+' || *p == '-') neg = *p++ == '-';
+      long long e = 0;
+      for (; p < end && *p >= '0' && *p <= '9'; ++p) e = std::min(e * 10 + (*p - '0'), 1LL << 40);
+      magnitude += neg ? -e : e;
+    }
+    return magnitude > 0;
+  }
+
+  // ---- values ---------------------------------------------------------------------------
+
+  template <class V>
+  bool write_value(V& v, std::size_t depth, pointer_set active, bool& is_null) {
+    std::string_view token = v.raw_json_token();
+    const char* at = token.data();
+    is_null = false;
+    switch (token.empty() ? '\0' : token[0]) {
+      case '{': {
+        od::object obj;
+        if (auto e = v.get_object().get(obj)) return fail_simdjson(e, at);
+        return write_object(obj, depth + 1, active, at);
+      }
+      case '[': {
+        od::array arr;
+        if (auto e = v.get_array().get(arr)) return fail_simdjson(e, at);
+        return write_array(arr, depth + 1, active, at);
+      }
+      case '"': {
+        od::raw_json_string raw;
+        if (auto e = v.get_raw_json_string().get(raw)) return fail_simdjson(e, at);
+        return read_string(raw.raw(), nullptr, &out) != nullptr;
+      }
+      case 't':
+      case 'f': {
+        bool b;
+        if (auto e = v.get_bool().get(b)) return fail_simdjson(e, at);
+        out.append(b ? "true" : "false");
+        return true;
+      }
+      case 'n': {
+        bool n = false;
+        if (auto e = v.is_null().get(n); e || !n)
+          return fail(status::json_malformed, "invalid literal", at);
+        out.append("null");
+        is_null = true;
+        return true;
+      }
+      case 'N':
+      case 'I':
+        return fail(status::number_nan_inf, "NaN and Infinity are not JSON numbers", at);
+      default:
+        if (token[0] == '-' || (token[0] >= '0' && token[0] <= '9'))
+          return write_number(trim_token(token), at);
+        return fail(status::json_malformed, "unexpected character in JSON value", at);
+    }
+  }
+
+  bool check_depth(std::size_t depth, const char* at) {
+    if (depth > options.max_depth)
+      return fail(status::depth_exceeded,
+                  "nesting deeper than max_depth (" + std::to_string(options.max_depth) + ")", at);
+    return true;
+  }
+
+  bool write_array(od::array& arr, std::size_t depth, pointer_set active, const char* at) {
+    if (!check_depth(depth, at)) return false;
+    out.push_back('[');
+    const char* sep = options.scheme == hash_scheme::legacy ? ", " : ",";
+    const std::size_t sep_len = options.scheme == hash_scheme::legacy ? 2 : 1;
+    bool first = true;
+    std::size_t index = 0;
+    char index_text[24];
+    for (auto element : arr) {
+      od::value v;
+      if (auto e = std::move(element).get(v)) return fail_simdjson(e, at);
+      pointer_set next = 0;
+      bool excluded = false;
+      if (active) {
+        auto r = std::to_chars(index_text, index_text + sizeof index_text, index);
+        next = step_pointers(active, depth - 1, std::string_view(index_text, static_cast<std::size_t>(r.ptr - index_text)), excluded);
+      }
+      ++index;
+      const std::size_t mark = out.size();
+      if (!first) out.append(sep, sep_len);
+      bool is_null;
+      if (!write_value(v, depth, next, is_null)) return false;
+      if (excluded) out.resize(mark);
+      else first = false;
+    }
+    out.push_back(']');
+    return true;
+  }
+
+  bool write_object(od::object& obj, std::size_t depth, pointer_set active, const char* at) {
+    if (!check_depth(depth, at)) return false;
+    const std::size_t member_mark = members.size();
+    const std::size_t key_mark = keys.size();
+    const std::size_t out_mark = out.size();
+    const bool top = depth == 1;
+    std::uint32_t index = 0;
+    for (auto field_result : obj) {
+      od::field field;
+      if (auto e = std::move(field_result).get(field)) return fail_simdjson(e, at);
+      const char* key_raw = field.key().raw();
+      const std::size_t key_offset = keys.size();
+      if (!read_string(key_raw, &keys, nullptr)) return false;
+      const std::string_view key(keys.data() + key_offset, keys.size() - key_offset);
+      bool excluded = top && is_excluded_name(key);
+      pointer_set next = 0;
+      if (active) next = step_pointers(active, depth - 1, key, excluded);
+      if (top && capture) capture_member(key, field.value());
+      const std::size_t value_offset = out.size();
+      bool is_null;
+      if (!write_value(field.value(), depth, next, is_null)) return false;
+      members.push_back(member{static_cast<std::uint32_t>(key_offset - key_mark),
+                               static_cast<std::uint32_t>(key.size()), value_offset,
+                               out.size() - value_offset, index++, is_null, excluded});
+    }
+    return assemble_object(member_mark, key_mark, out_mark, top, at);
+  }
+
+  // Sorts this object's members, resolves duplicates, applies exclusions, and replaces the
+  // values written at out[out_mark..] with the finished object.
+  bool assemble_object(std::size_t member_mark, std::size_t key_mark, std::size_t out_mark,
+                       bool top, const char* at) {
+    auto first = members.begin() + static_cast<std::ptrdiff_t>(member_mark);
+    auto last = members.end();
+    const hash_scheme scheme = options.scheme;
+    const char* key_base = keys.data() + key_mark;
+    auto key_of = [key_base](const member& m) {
+      return std::string_view(key_base + m.key_offset, m.key_length);
+    };
+    std::sort(first, last, [&](const member& a, const member& b) {
+      int c = detail::compare_member_names(key_of(a), key_of(b), scheme);
+      return c != 0 ? c < 0 : a.index < b.index;
+    });
+    scratch.clear();
+    scratch.push_back('{');
+    bool any = false;
+    for (auto it = first; it != last; ++it) {
+      auto next = it + 1;
+      if (next != last && key_of(*next) == key_of(*it)) {
+        if (scheme == hash_scheme::jcs)
+          return fail(status::duplicate_key,
+                      "duplicate member name \"" + std::string(key_of(*it)) + "\"", at);
+        continue;  // json.loads keeps the last one
+      }
+      if (it->excluded) continue;
+      if (top && scheme == hash_scheme::legacy && it->is_null) continue;
+      if (any) scratch.append(scheme == hash_scheme::legacy ? ", " : ",");
+      any = true;
+      detail::append_quoted(scratch, key_of(*it), scheme);
+      scratch.append(scheme == hash_scheme::legacy ? ": " : ":");
+      scratch.append(out, it->value_offset, it->value_length);
+    }
+    scratch.push_back('}');
+    out.resize(out_mark);
+    out.append(scratch);
+    members.resize(member_mark);
+    keys.resize(key_mark);
+    return true;
+  }
+
+  // For hash_page: remember the item's id and last_modified_time as they are written.
+  void capture_member(std::string_view key, od::value& v) {
+    const bool is_id = key == capture->id_field;
+    const bool is_modified = key == capture->modified_field;
+    if (!is_id && !is_modified) return;
+    std::string_view token = v.raw_json_token();
+    const char c = token.empty() ? '\0' : token[0];
+    if (is_id) {
+      capture->id->clear();
+      capture->id_found = false;
+      if (c == '"') {
+        if (read_string(token.data() + 1, capture->id, nullptr)) capture->id_found = !capture->id->empty();
+      } else if (c == '-' || (c >= '0' && c <= '9')) {
+        capture->id->assign(trim_token(token));
+        capture->id_found = true;
+      }
+    } else {
+      capture->modified->reset();
+      if (c == '"') {
+        std::string s;
+        if (read_string(token.data() + 1, &s, nullptr)) *capture->modified = std::move(s);
+      }
+    }
+  }
+
+
+  // ---- pages ----------------------------------------------------------------------------
+
+  // Where a validated JSON value that starts at p ends: used for the last item of a page,
+  // whose end no following item marks.
+  static const char* value_end(const char* p) {
+    if (*p != '{' && *p != '[') {
+      if (*p == '"') {
+        for (++p; *p != '"'; ++p)
+          if (*p == '\\') ++p;
+        return p + 1;
+      }
+      while (*p && *p != ',' && *p != ']' && *p != '}' && *p != ' ' && *p != '\n' && *p != '\r' && *p != '\t') ++p;
+      return p;
+    }
+    int depth = 0;
+    for (;; ++p) {
+      const char c = *p;
+      if (c == '"') {
+        for (++p; *p != '"'; ++p)
+          if (*p == '\\') ++p;
+      } else if (c == '{' || c == '[') {
+        ++depth;
+      } else if (c == '}' || c == ']') {
+        if (--depth == 0) return p + 1;
+      }
+    }
+  }
+
+  // Item errors that leave the parser usable (a NaN, a missing id) stay on the item; syntax
+  // errors end the page, because json.loads would have rejected the whole body too.
+  bool hash_items(od::array& items, const page_options& popts, std::vector<entity_record>& records) {
+    const std::size_t first_record = records.size();
+    for (auto element : items) {
+      od::value v;
+      if (auto e = std::move(element).get(v)) return fail_simdjson(e, nullptr);
+      std::string_view token = v.raw_json_token();
+      entity_record rec;
+      const char* start = token.data();
+      rec.offset = static_cast<std::size_t>(start - base);
+      if (records.size() > first_record) set_item_end(records.back(), start);
+      if (token.empty() || token[0] != '{') {
+        rec.error = make_error(status::item_not_object, "page item is not a JSON object", rec.offset);
+        records.push_back(std::move(rec));
+        continue;
+      }
+      od::object obj;
+      if (auto e = v.get_object().get(obj)) return fail_simdjson(e, start);
+      out.clear();
+      keys.clear();
+      members.clear();
+      err = error{};
+      item_capture cap{popts.id_field, popts.modified_field, &rec.id, false, &rec.last_modified_time};
+      capture = &cap;
+      const bool ok = write_object(obj, 1, all_pointers(), start);
+      capture = nullptr;
+      if (!ok) {
+        if (err.code == status::json_malformed || err.code == status::utf8_invalid ||
+            err.code == status::out_of_memory)
+          return false;
+        rec.error = std::move(err);
+        err = error{};
+      } else if (!cap.id_found) {
+        rec.error = make_error(status::item_no_id,
+                               "page item has no usable \"" + popts.id_field + "\"", rec.offset);
+      } else {
+        rec.content_digest = sha256(out);
+      }
+      records.push_back(std::move(rec));
+    }
+    if (records.size() > first_record) {
+      entity_record& last = records.back();
+      last.length = static_cast<std::size_t>(value_end(base + last.offset) - (base + last.offset));
+    }
+    return true;
+  }
+
+  // The previous item ends before the separator that precedes the next item's first byte.
+  void set_item_end(entity_record& previous, const char* next_start) {
+    const char* p = next_start;
+    const char* item_start = base + previous.offset;
+    while (p > item_start && (p[-1] == ' ' || p[-1] == '\n' || p[-1] == '\r' || p[-1] == '\t' || p[-1] == ',')) --p;
+    previous.length = static_cast<std::size_t>(p - item_start);
+  }
+
+  // ---- documents ------------------------------------------------------------------------
+
+  void reset() {
+    out.clear();
+    keys.clear();
+    members.clear();
+    err = error{};
+  }
+
+  pointer_set all_pointers() const {
+    return pointers.empty() ? 0 : (pointers.size() == 64 ? ~pointer_set{0} : (pointer_set{1} << pointers.size()) - 1);
+  }
+
+  // After the root value: the document must hold nothing else.
+  bool check_trailing(od::document& doc) {
+    const char* loc = nullptr;
+    if (doc.current_location().get(loc) == simdjson::SUCCESS)
+      return fail(status::json_malformed, "trailing content after the JSON value", loc);
+    return true;
+  }
+
+  bool canonicalize_document(std::string_view json) {
+    reset();
+    const char* buf = load(json);
+    od::document doc;
+    if (auto e = parser.iterate(buf, json.size(), json.size() + simdjson::SIMDJSON_PADDING).get(doc))
+      return fail_simdjson(e, nullptr);
+    bool is_null = false;
+    bool ok;
+    // The root is a document, not a value; scalars at the root need the document's accessors.
+    std::string_view token = doc.raw_json_token();
+    const char c = token.empty() ? '\0' : token[0];
+    if (c == '{' || c == '[' || c == '"' || c == 't' || c == 'f' || c == 'n' || c == 'N' || c == 'I') {
+      ok = write_value(doc, 0, all_pointers(), is_null);
+    } else {
+      ok = write_number(trim_token(token), buf);
+      // A root scalar is one token: anything after it is a second value.
+      if (ok && token.data() + token.size() != buf + json.size())
+        return fail(status::json_malformed, "trailing content after the JSON value", token.data());
+      return ok;
+    }
+    if (!ok) return false;
+    return check_trailing(doc);
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// canonicalizer
+
+canonicalizer::canonicalizer(std::unique_ptr<impl> p) noexcept : impl_(std::move(p)) {}
+canonicalizer::canonicalizer(canonicalizer&&) noexcept = default;
+canonicalizer& canonicalizer::operator=(canonicalizer&&) noexcept = default;
+canonicalizer::~canonicalizer() = default;
+
+result<canonicalizer> canonicalizer::create(canonical_options options) {
+  try {
+    if (options.max_depth == 0 || options.max_depth > max_depth_limit)
+      return result<canonicalizer>(status::invalid_argument,
+                                   "max_depth must be between 1 and " + std::to_string(max_depth_limit));
+    if (options.exclude_pointers.size() > 64)
+      return result<canonicalizer>(status::invalid_argument, "at most 64 exclusion pointers are supported");
+    auto p = std::make_unique<impl>();
+    for (const auto& text : options.exclude_pointers) {
+      auto tokens = parse_pointer(text);
+      if (!tokens) return result<canonicalizer>(tokens.error());
+      if (tokens.value().size() == 1) {
+        // "/name" is a top-level exclusion: handle it with the name set.
+        p->excluded.push_back(tokens.value()[0]);
+      } else {
+        p->pointers.push_back(std::move(tokens).value());
+      }
+    }
+    if (options.exclude_fields) {
+      p->excluded.insert(p->excluded.end(), options.exclude_fields->begin(), options.exclude_fields->end());
+    } else if (options.scheme == hash_scheme::legacy) {
+      const auto& d = legacy_excluded_fields();
+      p->excluded.insert(p->excluded.end(), d.begin(), d.end());
+    }
+    std::sort(p->excluded.begin(), p->excluded.end());
+    p->options = std::move(options);
+    return canonicalizer(std::move(p));
+  } catch (const std::bad_alloc&) {
+    return result<canonicalizer>(status::out_of_memory, "out of memory");
+  }
+}
+
+const canonical_options& canonicalizer::options() const noexcept { return impl_->options; }
+
+result<std::string_view> canonicalizer::canonicalize(std::string_view json) {
+  try {
+    if (!impl_->canonicalize_document(json)) return result<std::string_view>(impl_->err);
+    return std::string_view(impl_->out);
+  } catch (const std::bad_alloc&) {
+    return result<std::string_view>(status::out_of_memory, "out of memory");
+  }
+}
+
+result<digest> canonicalizer::hash(std::string_view json) {
+  try {
+    if (!impl_->canonicalize_document(json)) return result<digest>(impl_->err);
+    return sha256(impl_->out);
+  } catch (const std::bad_alloc&) {
+    return result<digest>(status::out_of_memory, "out of memory");
+  }
+}
+
+result<page_records> canonicalizer::hash_page(std::string_view page, const page_options& popts) {
+  impl& m = *impl_;
+  try {
+    m.reset();
+    const char* buf = m.load(page);
+    od::document doc;
+    if (auto e = m.parser.iterate(buf, page.size(), page.size() + simdjson::SIMDJSON_PADDING).get(doc)) {
+      m.fail_simdjson(e, nullptr);
+      return result<page_records>(m.err);
+    }
+    od::object root;
+    if (auto e = doc.get_object().get(root)) {
+      if (e == simdjson::INCORRECT_TYPE)
+        return result<page_records>(status::page_malformed, "page is not a JSON object", 0);
+      m.fail_simdjson(e, buf);
+      return result<page_records>(m.err);
+    }
+    page_records records;
+    bool found_items = false;
+    for (auto field_result : root) {
+      od::field field;
+      if (auto e = std::move(field_result).get(field)) {
+        m.fail_simdjson(e, nullptr);
+        return result<page_records>(m.err);
+      }
+      std::string key;
+      if (!m.read_string(field.key().raw(), &key, nullptr)) return result<page_records>(m.err);
+      if (key == popts.items_key) {
+        od::array items;
+        if (auto e = field.value().get_array().get(items)) {
+          if (e == simdjson::INCORRECT_TYPE)
+            return result<page_records>(status::page_malformed,
+                                        "\"" + popts.items_key + "\" is not an array");
+          m.fail_simdjson(e, nullptr);
+          return result<page_records>(m.err);
+        }
+        found_items = true;
+        if (!m.hash_items(items, popts, records.records)) return result<page_records>(m.err);
+      } else if (key == "page_context") {
+        od::object ctx;
+        if (field.value().get_object().get(ctx) == simdjson::SUCCESS) {
+          for (auto ctx_field : ctx) {
+            od::field f;
+            if (std::move(ctx_field).get(f)) break;
+            std::string k;
+            if (!m.read_string(f.key().raw(), &k, nullptr)) return result<page_records>(m.err);
+            bool more;
+            if (k == "has_more_page" && f.value().get_bool().get(more) == simdjson::SUCCESS)
+              records.has_more_page = more;
+          }
+        }
+      }
+    }
+    if (!m.check_trailing(doc)) return result<page_records>(m.err);
+    if (!found_items)
+      return result<page_records>(status::page_malformed,
+                                  "page has no \"" + popts.items_key + "\" array");
+    return records;
+  } catch (const std::bad_alloc&) {
+    return result<page_records>(status::out_of_memory, "out of memory");
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One-shot helpers
+
+namespace {
+
+bool same_options(const canonical_options& a, const canonical_options& b) {
+  return a.scheme == b.scheme && a.strict == b.strict && a.exclude_fields == b.exclude_fields &&
+         a.exclude_pointers == b.exclude_pointers && a.max_depth == b.max_depth;
+}
+
+// A few canonicalizers per thread, most recently used first: callers usually alternate
+// between one or two option sets.
+result<canonicalizer*> thread_canonicalizer(const canonical_options& options) {
+  thread_local std::list<canonicalizer> cache;
+  for (auto it = cache.begin(); it != cache.end(); ++it) {
+    if (same_options(it->options(), options)) {
+      cache.splice(cache.begin(), cache, it);
+      return &cache.front();
+    }
+  }
+  auto created = canonicalizer::create(options);
+  if (!created) return result<canonicalizer*>(created.error());
+  cache.push_front(std::move(created).value());
+  if (cache.size() > 4) cache.pop_back();
+  return &cache.front();
+}
+
+}  // namespace
+
+result<std::string> canonicalize(std::string_view json, const canonical_options& options) {
+  auto c = thread_canonicalizer(options);
+  if (!c) return result<std::string>(c.error());
+  auto r = c.value()->canonicalize(json);
+  if (!r) return result<std::string>(r.error());
+  return std::string(r.value());
+}
+
+result<digest> hash_json(std::string_view json, const canonical_options& options) {
+  auto c = thread_canonicalizer(options);
+  if (!c) return result<digest>(c.error());
+  return c.value()->hash(json);
+}
+
+}  // namespace tds

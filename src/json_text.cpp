@@ -1,0 +1,240 @@
+// Escaping, number formatting and member ordering for the canonical forms (see
+// include/tdscache/detail/json_text.hpp). Pure functions over buffers: no parsing, no hashing.
+#include "tdscache/detail/json_text.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <cstring>
+
+namespace tds::detail {
+namespace {
+
+constexpr char hex_digits[] = "0123456789abcdef";
+
+void append_u_escape(std::string& out, std::uint32_t unit) {
+  char buf[6] = {'\\', 'u', hex_digits[(unit >> 12) & 0xF], hex_digits[(unit >> 8) & 0xF],
+                 hex_digits[(unit >> 4) & 0xF], hex_digits[unit & 0xF]};
+  out.append(buf, 6);
+}
+
+// The two-character escapes both schemes share (Python's json and RFC 8785 agree on these).
+char short_escape(std::uint32_t cp) noexcept {
+  switch (cp) {
+    case '"': return '"';
+    case '\\': return '\\';
+    case '\n': return 'n';
+    case '\r': return 'r';
+    case '\t': return 't';
+    case '\b': return 'b';
+    case '\f': return 'f';
+    default: return 0;
+  }
+}
+
+void append_utf8(std::string& out, std::uint32_t cp) {
+  char buf[4];
+  if (cp < 0x80) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    buf[0] = static_cast<char>(0xC0 | (cp >> 6));
+    buf[1] = static_cast<char>(0x80 | (cp & 0x3F));
+    out.append(buf, 2);
+  } else if (cp < 0x10000) {
+    buf[0] = static_cast<char>(0xE0 | (cp >> 12));
+    buf[1] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    buf[2] = static_cast<char>(0x80 | (cp & 0x3F));
+    out.append(buf, 3);
+  } else {
+    buf[0] = static_cast<char>(0xF0 | (cp >> 18));
+    buf[1] = static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    buf[2] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    buf[3] = static_cast<char>(0x80 | (cp & 0x3F));
+    out.append(buf, 4);
+  }
+}
+
+// Decodes one UTF-8 (or WTF-8) sequence starting at p. The input was validated by the parser
+// or comes from a Python str, so only the lead byte decides the length.
+std::uint32_t decode_utf8(const unsigned char*& p) noexcept {
+  std::uint32_t c = *p;
+  if (c < 0xE0) {
+    std::uint32_t cp = ((c & 0x1F) << 6) | (p[1] & 0x3F);
+    p += 2;
+    return cp;
+  }
+  if (c < 0xF0) {
+    std::uint32_t cp = ((c & 0x0F) << 12) | ((p[1] & 0x3F) << 6) | (p[2] & 0x3F);
+    p += 3;
+    return cp;
+  }
+  std::uint32_t cp =
+      ((c & 0x07) << 18) | ((p[1] & 0x3F) << 12) | ((p[2] & 0x3F) << 6) | (p[3] & 0x3F);
+  p += 4;
+  return cp;
+}
+
+}  // namespace
+
+void append_code_point(std::string& out, std::uint32_t cp, hash_scheme scheme) {
+  if (char e = short_escape(cp)) {
+    out.push_back('\\');
+    out.push_back(e);
+    return;
+  }
+  if (cp < 0x20) {
+    append_u_escape(out, cp);
+    return;
+  }
+  if (scheme == hash_scheme::jcs) {
+    append_utf8(out, cp);
+    return;
+  }
+  if (cp < 0x7F) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x10000) {
+    append_u_escape(out, cp);  // DEL and lone surrogates included, as ensure_ascii does
+  } else {
+    std::uint32_t v = cp - 0x10000;
+    append_u_escape(out, 0xD800 | (v >> 10));
+    append_u_escape(out, 0xDC00 | (v & 0x3FF));
+  }
+}
+
+void append_quoted(std::string& out, std::string_view text, hash_scheme scheme) {
+  out.push_back('"');
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const auto* end = p + text.size();
+  while (p < end) {
+    // Copy the longest run that needs no escaping in one append.
+    const auto* run = p;
+    if (scheme == hash_scheme::legacy) {
+      while (p < end && *p >= 0x20 && *p < 0x7F && *p != '"' && *p != '\\') ++p;
+    } else {
+      while (p < end && *p >= 0x20 && *p != '"' && *p != '\\') ++p;
+    }
+    out.append(reinterpret_cast<const char*>(run), static_cast<std::size_t>(p - run));
+    if (p >= end) break;
+    if (*p < 0x80) {
+      append_code_point(out, *p++, scheme);
+    } else {
+      append_code_point(out, decode_utf8(p), scheme);
+    }
+  }
+  out.push_back('"');
+}
+
+int shortest_digits(double value, char digits[32], int& decimal_point) noexcept {
+  // to_chars without a precision gives the shortest representation that round-trips,
+  // picking the closest one on ties: the same digits as CPython's repr and ECMAScript.
+  char buf[40];
+  auto res = std::to_chars(buf, buf + sizeof buf, std::fabs(value), std::chars_format::scientific);
+  const char* p = buf;
+  int n = 0;
+  while (p < res.ptr && *p != 'e') {
+    if (*p != '.') digits[n++] = *p;
+    ++p;
+  }
+  int exp10 = 0;
+  if (p < res.ptr) std::from_chars(p + 1 + (p[1] == '+'), res.ptr, exp10);
+  while (n > 1 && digits[n - 1] == '0') --n;
+  decimal_point = exp10 + 1;
+  return n;
+}
+
+namespace {
+
+void append_exponent(std::string& out, int e, int min_width) {
+  out.push_back(e < 0 ? '-' : '+');
+  char buf[8];
+  auto res = std::to_chars(buf, buf + sizeof buf, e < 0 ? -e : e);
+  for (int w = static_cast<int>(res.ptr - buf); w < min_width; ++w) out.push_back('0');
+  out.append(buf, res.ptr);
+}
+
+}  // namespace
+
+void append_python_float(std::string& out, double value) {
+  if (value == 0) {
+    out.append(std::signbit(value) ? "-0.0" : "0.0");
+    return;
+  }
+  if (value < 0) out.push_back('-');
+  char d[32];
+  int point = 0;
+  const int n = shortest_digits(value, d, point);
+  // CPython float_repr_style 'short', mode 'r': exponent form when point < -3 or point > 16.
+  if (point < -3 || point > 16) {
+    out.push_back(d[0]);
+    if (n > 1) {
+      out.push_back('.');
+      out.append(d + 1, static_cast<std::size_t>(n - 1));
+    }
+    out.push_back('e');
+    append_exponent(out, point - 1, 2);
+  } else if (point <= 0) {
+    out.append("0.");
+    out.append(static_cast<std::size_t>(-point), '0');
+    out.append(d, static_cast<std::size_t>(n));
+  } else if (point >= n) {
+    out.append(d, static_cast<std::size_t>(n));
+    out.append(static_cast<std::size_t>(point - n), '0');
+    out.append(".0");
+  } else {
+    out.append(d, static_cast<std::size_t>(point));
+    out.push_back('.');
+    out.append(d + point, static_cast<std::size_t>(n - point));
+  }
+}
+
+void append_es_number(std::string& out, double value) {
+  if (value == 0) {  // both zeros print as "0" (ECMA-262 Number::toString step 2)
+    out.push_back('0');
+    return;
+  }
+  if (value < 0) out.push_back('-');
+  char d[32];
+  int point = 0;
+  const int k = shortest_digits(value, d, point);
+  const int n = point;
+  if (k <= n && n <= 21) {
+    out.append(d, static_cast<std::size_t>(k));
+    out.append(static_cast<std::size_t>(n - k), '0');
+  } else if (0 < n && n <= 21) {
+    out.append(d, static_cast<std::size_t>(n));
+    out.push_back('.');
+    out.append(d + n, static_cast<std::size_t>(k - n));
+  } else if (-6 < n && n <= 0) {
+    out.append("0.");
+    out.append(static_cast<std::size_t>(-n), '0');
+    out.append(d, static_cast<std::size_t>(k));
+  } else {
+    out.push_back(d[0]);
+    if (k > 1) {
+      out.push_back('.');
+      out.append(d + 1, static_cast<std::size_t>(k - 1));
+    }
+    out.push_back('e');
+    append_exponent(out, n - 1, 1);
+  }
+}
+
+int compare_member_names(std::string_view a, std::string_view b, hash_scheme scheme) noexcept {
+  const std::size_t common = a.size() < b.size() ? a.size() : b.size();
+  std::size_t i = 0;
+  while (i < common && a[i] == b[i]) ++i;
+  if (i == common) return a.size() < b.size() ? -1 : (a.size() > b.size() ? 1 : 0);
+  auto x = static_cast<unsigned char>(a[i]);
+  auto y = static_cast<unsigned char>(b[i]);
+  if (scheme == hash_scheme::jcs) {
+    // UTF-16 order differs from code point order in one place only: an astral character
+    // (4-byte lead F0-F4, surrogates D800-DBFF in UTF-16) sorts before U+E000..U+FFFF
+    // (3-byte leads EE, EF). A difference inside a sequence compares equal lengths.
+    const bool x_astral = x >= 0xF0, y_astral = y >= 0xF0;
+    const bool x_high_bmp = x == 0xEE || x == 0xEF, y_high_bmp = y == 0xEE || y == 0xEF;
+    if (x_astral && y_high_bmp) return -1;
+    if (y_astral && x_high_bmp) return 1;
+  }
+  return x < y ? -1 : 1;
+}
+
+}  // namespace tds::detail
