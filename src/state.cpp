@@ -1,0 +1,313 @@
+// Cached state values: the key layout, the decoder (simdjson DOM, which validates the whole
+// document) and the encoder that writes what Python's json.dumps would. Deciding what a state
+// means for a sync lives in decision.cpp; talking to Redis lives in the client.
+#include "tdscache/state.hpp"
+
+#include <simdjson.h>
+
+#include <new>
+
+#include "tdscache/detail/ascii_json.hpp"
+#include "tdscache/detail/json_text.hpp"
+
+namespace tds {
+namespace detail {
+namespace {
+
+bool is_continuation(unsigned char byte) noexcept { return (byte & 0xc0) == 0x80; }
+
+// Length of the well-formed UTF-8 sequence starting at bytes[at] and its code point, or 0
+// when the bytes there are not one (overlong forms, surrogates, > U+10FFFF, truncation).
+// json_text's decoder trusts its input; ids come from callers, so this one checks.
+std::size_t decode_utf8(std::string_view bytes, std::size_t at, std::uint32_t& code_point) noexcept {
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(bytes[at + i]); };
+  const std::size_t left = bytes.size() - at;
+  const std::uint32_t lead = byte(0);
+  // The second byte's allowed range depends on the lead byte (Unicode table 3-7).
+  unsigned low = 0x80, high = 0xbf;
+  std::size_t length = 0;
+  if (lead >= 0xc2 && lead <= 0xdf) {
+    length = 2;
+  } else if (lead >= 0xe0 && lead <= 0xef) {
+    length = 3;
+    if (lead == 0xe0) low = 0xa0;
+    if (lead == 0xed) high = 0x9f;
+  } else if (lead >= 0xf0 && lead <= 0xf4) {
+    length = 4;
+    if (lead == 0xf0) low = 0x90;
+    if (lead == 0xf4) high = 0x8f;
+  } else {
+    return 0;
+  }
+  if (left < length || byte(1) < low || byte(1) > high) return 0;
+  std::uint32_t value = lead & (0x7fu >> length);
+  for (std::size_t i = 1; i < length; ++i) {
+    if (!is_continuation(byte(i))) return 0;
+    value = (value << 6) | (byte(i) & 0x3f);
+  }
+  code_point = value;
+  return length;
+}
+
+}  // namespace
+
+void append_ascii_json_string(std::string& out, std::string_view bytes) {
+  out.push_back('"');
+  std::size_t at = 0;
+  while (at < bytes.size()) {
+    // Copy the longest run that needs no escaping in one append.
+    std::size_t run_end = at;
+    while (run_end < bytes.size() && bytes[run_end] >= 0x20 && bytes[run_end] < 0x7f &&
+           bytes[run_end] != '"' && bytes[run_end] != '\\') {
+      ++run_end;
+    }
+    out.append(bytes.substr(at, run_end - at));
+    at = run_end;
+    if (at == bytes.size()) break;
+
+    const auto byte = static_cast<unsigned char>(bytes[at]);
+    std::uint32_t code_point = byte;
+    std::size_t length = 1;
+    if (byte >= 0x80) {
+      length = decode_utf8(bytes, at, code_point);
+      if (length == 0) length = 1;  // a stray byte becomes \u00XX: the output stays valid JSON
+    }
+    append_code_point(out, code_point, hash_scheme::legacy);
+    at += length;
+  }
+  out.push_back('"');
+}
+
+}  // namespace detail
+
+std::string state_key(std::string_view prefix, std::string_view entity_type,
+                      std::string_view entity_id) {
+  std::string key;
+  key.reserve(prefix.size() + entity_type.size() + entity_id.size() + 2);
+  key.append(prefix).append(1, ':').append(entity_type).append(1, ':').append(entity_id);
+  return key;
+}
+
+namespace {
+
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+
+std::string_view type_name(element_type type) noexcept {
+  switch (type) {
+    case element_type::ARRAY: return "an array";
+    case element_type::OBJECT: return "an object";
+    case element_type::INT64:
+    case element_type::UINT64: return "an integer";
+    case element_type::DOUBLE: return "a non-integer number";
+    case element_type::STRING: return "a string";
+    case element_type::BOOL: return "a boolean";
+    case element_type::NULL_VALUE: return "null";
+  }
+  return "an unknown type";
+}
+
+error wrong_type(std::string_view field, std::string_view expected, const element& value) {
+  std::string message = "cached state: field \"";
+  message.append(field).append("\" must be ").append(expected).append(", got ");
+  message.append(type_name(value.type()));
+  return make_error(status::invalid_argument, std::move(message));
+}
+
+error missing(std::string_view field) {
+  std::string message = "cached state: required field \"";
+  message.append(field).append("\" is missing");
+  return make_error(status::invalid_argument, std::move(message));
+}
+
+bool is_hex_digest(std::string_view text) noexcept {
+  if (text.size() != 64) return false;
+  for (const char c : text) {
+    const bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    if (!hex) return false;
+  }
+  return true;
+}
+
+// A string, or an integer kept as its decimal digits (JSON integers have exactly one
+// spelling, so the digits equal the stored text). Returns false for any other type.
+bool read_id_text(const element& value, std::string& out) {
+  std::string_view text;
+  std::int64_t signed_value = 0;
+  std::uint64_t unsigned_value = 0;
+  if (value.get_string().get(text) == simdjson::SUCCESS) {
+    out.assign(text);
+  } else if (value.get_int64().get(signed_value) == simdjson::SUCCESS) {
+    out = std::to_string(signed_value);
+  } else if (value.get_uint64().get(unsigned_value) == simdjson::SUCCESS) {
+    out = std::to_string(unsigned_value);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// A string field; nullopt when it is one, the error to return when it is not.
+std::optional<error> read_string(std::string_view key, const element& value,
+                                 std::string_view& out) {
+  if (value.get_string().get(out) == simdjson::SUCCESS) return std::nullopt;
+  return wrong_type(key, "a string", value);
+}
+
+// local_id and last_modified_time: null and absent mean the same.
+std::optional<error> read_optional(std::string_view key, const element& value,
+                                   std::optional<std::string>& out, bool allow_integer) {
+  if (value.is_null()) {
+    out.reset();
+    return std::nullopt;
+  }
+  std::string text;
+  if (allow_integer && read_id_text(value, text)) {
+    out = std::move(text);
+    return std::nullopt;
+  }
+  std::string_view view;
+  if (!allow_integer && value.get_string().get(view) == simdjson::SUCCESS) {
+    out = std::string(view);
+    return std::nullopt;
+  }
+  return wrong_type(key, allow_integer ? "a string, an integer or null" : "a string or null",
+                    value);
+}
+
+// Copies the value into a reused, padded buffer: simdjson reads up to SIMDJSON_PADDING bytes
+// past the end, and the caller's bytes (a Redis reply) carry no such guarantee.
+struct decoder {
+  simdjson::dom::parser parser;
+  std::string buffer;
+};
+
+result<entity_state> decode_object(const simdjson::dom::object& object) {
+  entity_state state;
+  bool have_type = false, have_id = false, have_hash = false, have_cached_at = false,
+       have_count = false;
+  for (const auto field : object) {
+    const std::string_view key = field.key;
+    const element& value = field.value;
+    std::string_view text;
+    std::optional<error> problem;
+    if (key == "entity_type") {
+      if (!(problem = read_string(key, value, text))) state.entity_type.assign(text);
+      have_type = true;
+    } else if (key == "entity_id") {
+      if (!read_id_text(value, state.entity_id)) {
+        problem = wrong_type(key, "a string or an integer", value);
+      }
+      have_id = true;
+    } else if (key == "local_id") {
+      problem = read_optional(key, value, state.local_id, true);
+    } else if (key == "content_hash") {
+      if (!(problem = read_string(key, value, text)) && !is_hex_digest(text)) {
+        problem = make_error(status::invalid_argument,
+                             "cached state: field \"content_hash\" must be 64 hex digits, got \"" +
+                                 std::string(text.substr(0, 80)) + "\"");
+      }
+      state.content_hash.assign(text);
+      have_hash = true;
+    } else if (key == "last_modified_time") {
+      problem = read_optional(key, value, state.last_modified_time, false);
+    } else if (key == "cached_at") {
+      if (!(problem = read_string(key, value, text))) state.cached_at.assign(text);
+      have_cached_at = true;
+    } else if (key == "sync_count") {
+      if (value.get_int64().get(state.sync_count) != simdjson::SUCCESS) {
+        problem = wrong_type(key, "an integer that fits in 64 bits", value);
+      } else if (state.sync_count < 0) {
+        problem = make_error(status::invalid_argument,
+                             "cached state: field \"sync_count\" must not be negative, got " +
+                                 std::to_string(state.sync_count));
+      }
+      have_count = true;
+    } else if (key == "hash_scheme") {
+      if (!(problem = read_string(key, value, text)) && !(state.scheme = parse_scheme(text))) {
+        problem = make_error(status::invalid_argument,
+                             "cached state: unknown hash_scheme \"" +
+                                 std::string(text.substr(0, 80)) + "\" (expected \"legacy\" or \"jcs\")");
+      }
+    }
+    if (problem) return std::move(*problem);
+  }
+  if (!have_type) return missing("entity_type");
+  if (!have_id) return missing("entity_id");
+  if (!have_hash) return missing("content_hash");
+  if (!have_cached_at) return missing("cached_at");
+  if (!have_count) return missing("sync_count");
+  return state;
+}
+
+}  // namespace
+
+result<entity_state> decode_state(std::string_view value) {
+  try {
+    thread_local decoder local;
+    local.buffer.assign(value);
+    local.buffer.append(simdjson::SIMDJSON_PADDING, '\0');
+    element root;
+    const auto code = local.parser.parse(local.buffer.data(), value.size(), false).get(root);
+    if (code == simdjson::MEMALLOC) {
+      return make_error(status::out_of_memory, "cached state: out of memory while parsing");
+    }
+    if (code != simdjson::SUCCESS) {
+      return make_error(status::json_malformed,
+                        std::string("cached state is not valid JSON: ") +
+                            simdjson::error_message(code));
+    }
+    simdjson::dom::object object;
+    if (root.get_object().get(object) != simdjson::SUCCESS) {
+      return make_error(status::json_malformed, std::string("cached state must be a JSON object, got ") +
+                                                    std::string(type_name(root.type())));
+    }
+    return decode_object(object);
+  } catch (const std::bad_alloc&) {
+    return make_error(status::out_of_memory, "cached state: out of memory while decoding");
+  } catch (...) {
+    return make_error(status::internal, "cached state: unexpected failure while decoding");
+  }
+}
+
+encoded_state encode_state_parts(const entity_state& s) {
+  const auto field = [](std::string& out, std::string_view name) {
+    out.append(", \"").append(name).append("\": ");
+  };
+  const auto text_or_null = [](std::string& out, const std::optional<std::string>& text) {
+    if (text) detail::append_ascii_json_string(out, *text);
+    else out.append("null");
+  };
+
+  encoded_state parts;
+  std::string& out = parts.head;
+  // 200 bytes: the fixed field names, a 64-digit hash and two timestamps.
+  out.reserve(200 + s.entity_type.size() + s.entity_id.size());
+  out.append("{\"entity_type\": ");
+  detail::append_ascii_json_string(out, s.entity_type);
+  field(out, "entity_id");
+  detail::append_ascii_json_string(out, s.entity_id);
+  field(out, "local_id");
+  text_or_null(out, s.local_id);
+  field(out, "content_hash");
+  detail::append_ascii_json_string(out, s.content_hash);
+  field(out, "last_modified_time");
+  text_or_null(out, s.last_modified_time);
+  field(out, "cached_at");
+  detail::append_ascii_json_string(out, s.cached_at);
+  if (s.scheme) {
+    field(out, "hash_scheme");
+    detail::append_ascii_json_string(out, scheme_name(*s.scheme));
+  }
+  field(out, "sync_count");
+  parts.tail = "}";
+  return parts;
+}
+
+std::string encode_state(const entity_state& s) {
+  encoded_state parts = encode_state_parts(s);
+  parts.head.append(std::to_string(s.sync_count)).append(parts.tail);
+  return std::move(parts.head);
+}
+
+}  // namespace tds
