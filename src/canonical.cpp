@@ -288,7 +288,13 @@ struct canonicalizer::impl {
         if (escaped) detail::append_code_point(*escaped, cp, scheme);
         continue;
       }
-      // c == '\\'
+      if (c != '\\') {
+        // DEL: plain ASCII that only the legacy scheme escapes.
+        if (decoded) decoded->push_back(static_cast<char>(c));
+        if (escaped) detail::append_code_point(*escaped, c, scheme);
+        ++p;
+        continue;
+      }
       const char* esc = p;
       char e = p[1];
       p += 2;
