@@ -1,0 +1,616 @@
+// The decision engine: turns entity batches into store calls and store answers into decisions
+// and commit outcomes; owns the commit script, the circuit breaker and the statistics.
+// No socket code and no routing here: those are the store's (store.hpp, transport.hpp).
+#include "tdscache/client.hpp"
+
+#include <openssl/evp.h>
+
+#include <chrono>
+#include <mutex>
+#include <new>
+#include <string>
+#include <utility>
+
+#include "store.hpp"
+#include "tdscache/timestamp.hpp"
+
+namespace tds {
+namespace {
+
+using detail::deadline;
+using detail::lookup_result;
+using detail::no_deadline;
+using steady = std::chrono::steady_clock;
+
+// The commit script. Runs atomically on the server, one call per key (several keys may share
+// one EVALSHA; see store.hpp). String operations only: cjson costs ~5x a SET per key.
+// The protocol and its invariant are argued in docs/commit-protocol.md.
+constexpr std::string_view commit_script_source = R"lua(-- tdscache commit v1
+-- Per key i, ARGV[5*(i-1)+1 .. 5*i] = mode, observed, value, extra, ttl
+--   m: write value if the key is missing             (extra = sync_count inside value)
+--   p: write value if the key still holds observed   (extra = sync_count inside value)
+--   u: write value .. (stored sync_count + 1) .. extra, whatever is stored
+--   x: nothing was observed; only delete
+-- A condition that fails deletes the key. Result per key: the sync_count written, or 0.
+local function stored_count(v)
+  local at = string.find(v, '"sync_count": ', 1, true)
+  local n
+  if at then n = tonumber(string.match(v, '^%d+', at + 14)) end
+  if not n then n = tonumber(string.match(v, '"sync_count"%s*:%s*(%d+)')) end
+  if not n or n >= 1e15 then return 0 end
+  return n
+end
+local out = {}
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local b = 5 * (i - 1)
+  local mode = ARGV[b + 1]
+  local cur = redis.pcall('GET', key)
+  local value, count
+  if mode == 'm' then
+    if cur == false then value = ARGV[b + 3]; count = tonumber(ARGV[b + 4]) end
+  elseif mode == 'p' then
+    if cur == ARGV[b + 2] then value = ARGV[b + 3]; count = tonumber(ARGV[b + 4]) end
+  elseif mode == 'u' then
+    count = 1
+    if type(cur) == 'string' then count = stored_count(cur) + 1 end
+    value = ARGV[b + 3] .. string.format('%d', count) .. ARGV[b + 4]
+  end
+  if value == nil then
+    if cur then redis.pcall('DEL', key) end
+    out[i] = 0
+  else
+    local r
+    if ARGV[b + 5] == '0' then
+      r = redis.pcall('SET', key, value)
+    else
+      r = redis.pcall('SET', key, value, 'EX', ARGV[b + 5])
+    end
+    if type(r) == 'table' and r.err then out[i] = r else out[i] = count end
+  end
+end
+return out
+)lua";
+constexpr std::size_t commit_args_per_key = 5;
+
+constexpr std::string_view batch_marker_prefix = "tds:batch:sync:";
+
+std::string sha1_hex(std::string_view text) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(text.data(), text.size(), md, &len, EVP_sha1(), nullptr);
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out.push_back(hex[md[i] >> 4]);
+    out.push_back(hex[md[i] & 15]);
+  }
+  return out;
+}
+
+// The stored sync_count, found the way the script finds it (first `"sync_count": ` then a
+// looser spelling), so that a conditional write's count is the stored count + 1 exactly.
+std::int64_t stored_sync_count(std::string_view value) noexcept {
+  auto digits_at = [&](std::size_t pos) -> std::optional<std::int64_t> {
+    std::int64_t n = 0;
+    std::size_t i = pos;
+    while (i < value.size() && value[i] >= '0' && value[i] <= '9') {
+      if (n >= 100'000'000'000'000) return std::nullopt;  // >= 1e15: treated as corrupt
+      n = n * 10 + (value[i] - '0');
+      ++i;
+    }
+    if (i == pos) return std::nullopt;
+    return n;
+  };
+  constexpr std::string_view exact = "\"sync_count\": ";
+  if (const auto at = value.find(exact); at != std::string_view::npos) {
+    if (auto n = digits_at(at + exact.size())) return *n;
+  }
+  constexpr std::string_view name = "\"sync_count\"";
+  for (auto at = value.find(name); at != std::string_view::npos; at = value.find(name, at + 1)) {
+    std::size_t i = at + name.size();
+    auto skip_space = [&] {
+      while (i < value.size() && (value[i] == ' ' || value[i] == '\t' || value[i] == '\n' ||
+                                  value[i] == '\r' || value[i] == '\f' || value[i] == '\v')) {
+        ++i;
+      }
+    };
+    skip_space();
+    if (i >= value.size() || value[i] != ':') continue;
+    ++i;
+    skip_space();
+    if (auto n = digits_at(i)) return *n;
+  }
+  return 0;
+}
+
+bool is_transport_status(status s) noexcept {
+  return s == status::connect_failed || s == status::timeout || s == status::io ||
+         s == status::protocol || s == status::tls;
+}
+
+error from_exception() noexcept {
+  try {
+    throw;
+  } catch (const std::bad_alloc&) {
+    return error{status::out_of_memory, "out of memory", no_offset};
+  } catch (...) {
+    return error{status::internal, "internal error (exception caught at the API boundary)", no_offset};
+  }
+}
+
+result<void> validate(const client_config& c) {
+  auto bad = [](std::string why) { return result<void>(status::invalid_argument, std::move(why)); };
+  if (c.unix_path.empty() && !c.cluster && c.host.empty()) return bad("config: host is empty");
+  if (c.unix_path.empty() && (c.port < 1 || c.port > 65535)) return bad("config: port must be 1-65535");
+  if (c.db < 0) return bad("config: db must be >= 0");
+  if (c.connect_timeout.count() <= 0 || c.command_timeout.count() <= 0) {
+    return bad("config: connect_timeout and command_timeout must be positive");
+  }
+  if (c.keepalive_seconds < 0) return bad("config: keepalive_seconds must be >= 0 (0 = off)");
+  if (c.key_prefix.empty()) return bad("config: key_prefix is empty");
+  if (c.ttl_seconds < 0) return bad("config: ttl_seconds must be >= 0 (0 = no TTL)");
+  if (c.mget_chunk == 0) return bad("config: mget_chunk must be >= 1");
+  if (c.breaker_cooldown.count() < 0) return bad("config: breaker_cooldown must be >= 0");
+  if (c.reconnect_backoff_min.count() < 0 || c.reconnect_backoff_max < c.reconnect_backoff_min) {
+    return bad("config: need 0 <= reconnect_backoff_min <= reconnect_backoff_max");
+  }
+  if (c.cluster && c.cluster_seeds.empty()) return bad("config: cluster mode needs seeds");
+  return {};
+}
+
+}  // namespace
+
+struct client::impl {
+  client_config cfg;
+  std::unique_ptr<detail::store> store;
+  detail::script commit_script;
+  std::string ttl_text;
+  stats_recorder recorder;
+
+  // Guards store and breaker state: one pipeline at a time on the connection.
+  std::mutex mu;
+  int consecutive_failures = 0;
+  bool breaker_open = false;  // open, or half-open once retry_at has passed
+  steady::time_point retry_at{};
+  std::string breaker_cause;
+
+  // Call with mu held. A refusal while the breaker is open costs no network at all.
+  std::optional<error> gate() {
+    if (!breaker_open || cfg.breaker_failures <= 0) return std::nullopt;
+    const auto now = steady::now();
+    if (now >= retry_at) return std::nullopt;  // half-open: this caller is the one probe
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(retry_at - now);
+    return make_error(status::circuit_open,
+                      "Redis skipped for another " + std::to_string(left.count() + 1) +
+                          " ms after " + std::to_string(consecutive_failures) +
+                          " consecutive failures (last: " + breaker_cause + ")");
+  }
+
+  // Call with mu held, after an operation that reached the gate.
+  void settle(bool unreachable, const error& why) {
+    if (!unreachable) {
+      consecutive_failures = 0;
+      breaker_open = false;
+      return;
+    }
+    ++consecutive_failures;
+    breaker_cause = why.message;
+    if (cfg.breaker_failures > 0 &&
+        (breaker_open || consecutive_failures >= cfg.breaker_failures)) {
+      breaker_open = true;
+      retry_at = steady::now() + cfg.breaker_cooldown;
+    }
+  }
+
+  template <class T>
+  void settle_result(const result<T>& r) {
+    settle(!r.ok() && is_transport_status(r.code()), r.ok() ? error{} : r.error());
+  }
+
+  commit_result commit_items(std::span<const commit_item> items);
+};
+
+client::client(std::unique_ptr<impl> p) noexcept : impl_(std::move(p)) {}
+client::client(client&&) noexcept = default;
+client& client::operator=(client&&) noexcept = default;
+client::~client() = default;
+
+result<client> client::connect(client_config config) {
+  try {
+    if (auto v = validate(config); !v.ok()) return v.error();
+    auto p = std::make_unique<impl>();
+    p->cfg = std::move(config);
+    auto s = detail::make_store(p->cfg);
+    if (!s.ok()) return s.error();
+    p->store = std::move(s).value();
+    p->commit_script.source = commit_script_source;
+    p->commit_script.sha1 = sha1_hex(commit_script_source);
+    p->commit_script.args_per_key = commit_args_per_key;
+    p->ttl_text = std::to_string(p->cfg.ttl_seconds);
+    return client(std::move(p));
+  } catch (...) {
+    return from_exception();
+  }
+}
+
+result<client> client::from_url(std::string_view url) {
+  auto cfg = parse_redis_url(url);
+  if (!cfg.ok()) return cfg.error();
+  return connect(std::move(cfg).value());
+}
+
+check_result client::check(std::span<const entity_check> items) noexcept {
+  const auto started = steady::now();
+  check_result out;
+  try {
+    out.items.resize(items.size());
+    std::vector<std::string> key_storage;
+    std::vector<std::string_view> keys;
+    std::vector<std::size_t> item_of_key;
+    key_storage.reserve(items.size());
+    keys.reserve(items.size());
+    item_of_key.reserve(items.size());
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      // An entity without an id has no key; decide() answers no_id for it.
+      if (items[i].entity_id.empty()) continue;
+      key_storage.push_back(state_key(impl_->cfg.key_prefix, items[i].entity_type, items[i].entity_id));
+      item_of_key.push_back(i);
+    }
+    for (const auto& k : key_storage) keys.push_back(k);
+
+    std::vector<lookup_result> lookups;
+    detail::batch_report report;
+    if (!keys.empty()) {
+      std::lock_guard<std::mutex> lock(impl_->mu);
+      if (auto refused = impl_->gate()) {
+        lookups.resize(keys.size());
+        report.note(*refused, keys.size(), false);
+      } else {
+        report = impl_->store->mget(keys, lookups, no_deadline);
+        impl_->settle(report.unreachable, report.first_error);
+      }
+    }
+    out.error = report.first_error;
+
+    const decision_policy policy{impl_->cfg.max_age_seconds};
+    const instant now = now_utc();
+    std::size_t k = 0;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      check_outcome& o = out.items[i];
+      cached_lookup lookup;  // kind error: for items without a key, decide() says no_id first
+      if (k < item_of_key.size() && item_of_key[k] == i) {
+        lookup_result& found = lookups[k];
+        lookup.kind = found.kind;
+        lookup.value = found.value;
+        o.why = decide(items[i], lookup, policy, now);
+        o.observed.kind = found.kind;
+        o.observed.value = std::move(found.value);
+        ++k;
+      } else {
+        o.why = decide(items[i], lookup, policy, now);
+      }
+    }
+  } catch (...) {
+    // Fail open: whatever went wrong, every entity syncs.
+    out.error = from_exception();
+    for (auto& o : out.items) {
+      o.why = reason::cache_check_error;
+      o.observed = observed_state{};
+    }
+  }
+  std::array<std::uint64_t, reason_count> counts{};
+  for (const auto& o : out.items) {
+    const auto r = static_cast<std::size_t>(o.why);
+    ++out.by_reason[r];
+    ++counts[r];
+  }
+  out.skipped = out.by_reason[static_cast<std::size_t>(reason::unchanged)];
+  out.to_sync = out.items.size() - out.skipped;
+  out.cache_errors = out.by_reason[static_cast<std::size_t>(reason::cache_check_error)];
+  impl_->recorder.record_check(counts, steady::now() - started);
+  return out;
+}
+
+commit_result client::impl::commit_items(std::span<const commit_item> items) {
+  commit_result out;
+  const std::size_t n = items.size();
+  out.items.assign(n, commit_outcome::error);
+  out.sync_counts.assign(n, 0);
+
+  // Argument storage: reserved up front and never grown, so the views into it stay valid.
+  std::vector<std::string> storage;
+  storage.reserve(n * 3);
+  detail::script_calls calls;
+  calls.keys.reserve(n);
+  calls.args.reserve(n * commit_args_per_key);
+  std::vector<std::size_t> item_of_call;
+  item_of_call.reserve(n);
+
+  const std::string cached_at = format_cached_at(now_utc());
+  entity_state st;
+  st.cached_at = cached_at;
+  for (std::size_t i = 0; i < n; ++i) {
+    const commit_item& it = items[i];
+    if (it.entity_id.empty()) {
+      if (out.error.code == status::ok) {
+        out.error = make_error(status::invalid_argument, "commit: an entity without an id has no cache entry");
+      }
+      continue;
+    }
+    st.entity_type.assign(it.entity_type);
+    st.entity_id.assign(it.entity_id);
+    st.local_id = it.local_id ? std::optional<std::string>(std::string(*it.local_id)) : std::nullopt;
+    st.content_hash = it.content_digest.hex();
+    st.last_modified_time = it.last_modified_time
+                                ? std::optional<std::string>(std::string(*it.last_modified_time))
+                                : std::nullopt;
+    // A legacy-scheme entry is written without the field, byte-identical to the legacy
+    // service's values (absent means legacy).
+    st.scheme = it.scheme == hash_scheme::legacy ? std::nullopt : std::optional<hash_scheme>(it.scheme);
+    encoded_state parts = encode_state_parts(st);
+
+    storage.push_back(state_key(cfg.key_prefix, it.entity_type, it.entity_id));
+    calls.keys.push_back(storage.back());
+    std::string_view mode, observed, value, extra;
+    if (it.observed == nullptr) {
+      mode = "u";
+      storage.push_back(std::move(parts.head));
+      value = storage.back();
+      storage.push_back(std::move(parts.tail));
+      extra = storage.back();
+    } else if (it.observed->kind == lookup_kind::error) {
+      mode = "x";  // nothing was observed, so nothing can be vouched for: see the protocol doc
+    } else {
+      const std::int64_t count =
+          it.observed->kind == lookup_kind::present ? stored_sync_count(it.observed->value) + 1 : 1;
+      std::string count_text = std::to_string(count);
+      std::string full = std::move(parts.head);
+      full += count_text;
+      full += parts.tail;
+      storage.push_back(std::move(full));
+      value = storage.back();
+      storage.push_back(std::move(count_text));
+      extra = storage.back();
+      if (it.observed->kind == lookup_kind::present) {
+        mode = "p";
+        observed = it.observed->value;
+      } else {
+        mode = "m";
+      }
+    }
+    calls.args.insert(calls.args.end(), {mode, observed, value, extra, std::string_view(ttl_text)});
+    item_of_call.push_back(i);
+  }
+
+  std::vector<detail::call_result> results;
+  detail::batch_report report;
+  if (!calls.keys.empty()) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (auto refused = gate()) {
+      results.resize(calls.keys.size());
+      for (auto& r : results) r.code = refused->code;
+      report.note(*refused, calls.keys.size(), false);
+    } else {
+      report = store->eval_each(commit_script, calls, results, no_deadline);
+      settle(report.unreachable, report.first_error);
+    }
+  }
+  if (out.error.code == status::ok) out.error = report.first_error;
+  for (std::size_t c = 0; c < item_of_call.size(); ++c) {
+    const std::size_t i = item_of_call[c];
+    const detail::call_result& r = results[c];
+    if (r.code == status::ok && r.value.type == detail::reply::kind::integer) {
+      if (r.value.integer > 0) {
+        out.items[i] = commit_outcome::written;
+        out.sync_counts[i] = r.value.integer;
+      } else {
+        out.items[i] = commit_outcome::conflict;
+      }
+    } else if (r.code == status::ok && out.error.code == status::ok) {
+      out.error = make_error(status::protocol, "commit script gave an unexpected reply");
+    }
+  }
+  for (const auto o : out.items) {
+    if (o == commit_outcome::written) ++out.written;
+    else if (o == commit_outcome::conflict) ++out.conflicts;
+    else ++out.errors;
+  }
+  return out;
+}
+
+commit_result client::commit(std::span<const commit_item> items) noexcept {
+  const auto started = steady::now();
+  commit_result out;
+  try {
+    out = impl_->commit_items(items);
+  } catch (...) {
+    out = commit_result{};
+    out.items.assign(items.size(), commit_outcome::error);
+    out.sync_counts.assign(items.size(), 0);
+    out.errors = items.size();
+    out.error = from_exception();
+  }
+  impl_->recorder.record_commit(out.written, out.conflicts, out.errors, steady::now() - started);
+  return out;
+}
+
+commit_result client::warm(std::string_view entity_type,
+                           std::span<const warm_record> records) noexcept {
+  const auto started = steady::now();
+  commit_result out;
+  try {
+    std::vector<commit_item> items;
+    items.reserve(records.size());
+    for (const auto& r : records) {
+      items.push_back(commit_item{entity_type, r.entity_id, r.content_digest, r.scheme,
+                                  r.last_modified_time, r.local_id, nullptr});
+    }
+    out = impl_->commit_items(items);
+  } catch (...) {
+    out = commit_result{};
+    out.items.assign(records.size(), commit_outcome::error);
+    out.sync_counts.assign(records.size(), 0);
+    out.errors = records.size();
+    out.error = from_exception();
+  }
+  impl_->recorder.record_commit(out.written, out.conflicts, out.errors, steady::now() - started);
+  return out;
+}
+
+result<std::vector<result<std::optional<entity_state>>>> client::get_states(
+    std::string_view entity_type, std::span<const std::string_view> entity_ids) noexcept {
+  try {
+    std::vector<std::string> key_storage;
+    key_storage.reserve(entity_ids.size());
+    for (const auto id : entity_ids) key_storage.push_back(state_key(impl_->cfg.key_prefix, entity_type, id));
+    std::vector<std::string_view> keys(key_storage.begin(), key_storage.end());
+    std::vector<lookup_result> lookups;
+    detail::batch_report report;
+    {
+      std::lock_guard<std::mutex> lock(impl_->mu);
+      if (auto refused = impl_->gate()) return *refused;
+      report = impl_->store->mget(keys, lookups, no_deadline);
+      impl_->settle(report.unreachable, report.first_error);
+    }
+    if (report.unreachable) return report.first_error;
+    std::vector<result<std::optional<entity_state>>> out;
+    out.reserve(entity_ids.size());
+    for (auto& found : lookups) {
+      switch (found.kind) {
+        case lookup_kind::missing: out.emplace_back(std::optional<entity_state>{}); break;
+        case lookup_kind::present: {
+          auto decoded = decode_state(found.value);
+          if (decoded.ok()) {
+            out.emplace_back(std::optional<entity_state>(std::move(decoded).value()));
+          } else {
+            out.emplace_back(decoded.error());
+          }
+          break;
+        }
+        default: out.emplace_back(report.first_error); break;
+      }
+    }
+    return out;
+  } catch (...) {
+    return from_exception();
+  }
+}
+
+result<std::optional<entity_state>> client::get_state(std::string_view entity_type,
+                                                      std::string_view entity_id) noexcept {
+  const std::string_view ids[] = {entity_id};
+  auto all = get_states(entity_type, ids);
+  if (!all.ok()) return all.error();
+  return std::move(all.value().front());
+}
+
+result<std::uint64_t> client::invalidate(std::string_view entity_type,
+                                         std::string_view entity_id) noexcept {
+  try {
+    const std::string key = state_key(impl_->cfg.key_prefix, entity_type, entity_id);
+    const std::string_view keys[] = {key};
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (auto refused = impl_->gate()) return *refused;
+    auto r = impl_->store->unlink(keys, no_deadline);
+    impl_->settle_result(r);
+    return r;
+  } catch (...) {
+    return from_exception();
+  }
+}
+
+result<std::uint64_t> client::invalidate_type(std::string_view entity_type) noexcept {
+  try {
+    const std::string match = detail::escape_glob(impl_->cfg.key_prefix) + ":" +
+                              detail::escape_glob(entity_type) + ":*";
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (auto refused = impl_->gate()) return *refused;
+    auto r = impl_->store->scan_unlink(match, no_deadline);
+    impl_->settle_result(r);
+    return r;
+  } catch (...) {
+    return from_exception();
+  }
+}
+
+result<void> client::mark_batch_complete(std::string_view entity_type, std::string_view batch_id,
+                                         std::string_view stats_json) noexcept {
+  try {
+    std::string key(batch_marker_prefix);
+    key.append(entity_type).append(":").append(batch_id);
+    const std::string ttl = std::to_string(batch_marker_ttl_seconds);
+    const std::vector<std::vector<std::string_view>> commands = {{"SET", key, stats_json, "EX", ttl}};
+    std::vector<detail::call_result> results;
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (auto refused = impl_->gate()) return *refused;
+    const auto report = impl_->store->keyed(commands, results, no_deadline);
+    impl_->settle(report.unreachable, report.first_error);
+    if (!report.ok()) return report.first_error;
+    return {};
+  } catch (...) {
+    return from_exception();
+  }
+}
+
+result<bool> client::was_batch_synced_recently(std::string_view entity_type,
+                                               std::int64_t window_seconds) noexcept {
+  try {
+    if (window_seconds <= 0) return false;
+    const std::string match = detail::escape_glob(std::string(batch_marker_prefix)) +
+                              detail::escape_glob(entity_type) + ":*";
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (auto refused = impl_->gate()) return *refused;
+    std::vector<std::string> markers;
+    auto scanned = impl_->store->scan(
+        match,
+        [&](std::vector<std::string>& keys) -> result<void> {
+          for (auto& k : keys) markers.push_back(std::move(k));
+          return {};
+        },
+        no_deadline);
+    impl_->settle_result(scanned);
+    if (!scanned.ok()) return scanned.error();
+    if (markers.empty()) return false;
+    std::vector<std::vector<std::string_view>> commands;
+    commands.reserve(markers.size());
+    for (const auto& k : markers) commands.push_back({"PTTL", k});
+    std::vector<detail::call_result> results;
+    const auto report = impl_->store->keyed(commands, results, no_deadline);
+    impl_->settle(report.unreachable, report.first_error);
+    if (report.unreachable) return report.first_error;
+    const std::int64_t ttl_ms = batch_marker_ttl_seconds * 1000;
+    for (const auto& r : results) {
+      if (r.code != status::ok || r.value.type != detail::reply::kind::integer) continue;
+      const long long left = r.value.integer;  // -1: no TTL, -2: gone since the scan
+      if (left > 0 && ttl_ms - left <= window_seconds * 1000) return true;
+    }
+    return false;
+  } catch (...) {
+    return from_exception();
+  }
+}
+
+result<void> client::ping() noexcept {
+  try {
+    const std::string_view argv[] = {"PING"};
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (auto refused = impl_->gate()) return *refused;
+    auto r = impl_->store->server_command(argv, no_deadline);
+    impl_->settle_result(r);
+    if (!r.ok()) return r.error();
+    if (r.value().is_error()) {
+      return {detail::error_reply_status(r.value().str), "PING refused: " + r.value().str};
+    }
+    return {};
+  } catch (...) {
+    return from_exception();
+  }
+}
+
+stats_snapshot client::stats() const noexcept { return impl_->recorder.snapshot(); }
+void client::reset_stats() noexcept { impl_->recorder.reset(); }
+const client_config& client::config() const noexcept { return impl_->cfg; }
+std::uint64_t client::connect_attempts() const noexcept { return impl_->store->connect_attempts(); }
+
+}  // namespace tds

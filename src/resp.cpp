@@ -1,0 +1,182 @@
+// RESP through hiredis: redisFormatCommandArgv for commands, redisReader (with our own object
+// functions, so replies land directly in tds::detail::reply) for replies.
+// Bytes in, bytes out: the socket side is transport.cpp.
+#include "resp.hpp"
+
+#include <hiredis/hiredis.h>
+
+#include <cstdlib>
+#include <new>
+
+namespace tds::detail {
+namespace {
+
+// hiredis calls these from C: nothing may throw through them. A nullptr return makes the
+// reader report out-of-memory.
+reply* node_for(const redisReadTask* task) noexcept {
+  if (task->parent != nullptr) {
+    auto* parent = static_cast<reply*>(task->parent->obj);
+    return &parent->elements[static_cast<std::size_t>(task->idx)];
+  }
+  return new (std::nothrow) reply;
+}
+
+void free_root(reply* node, const redisReadTask* task) noexcept {
+  if (task->parent == nullptr) delete node;
+}
+
+void* create_string(const redisReadTask* task, char* str, std::size_t len) noexcept {
+  reply* node = node_for(task);
+  if (node == nullptr) return nullptr;
+  switch (task->type) {
+    case REDIS_REPLY_ERROR: node->type = reply::kind::error; break;
+    case REDIS_REPLY_STATUS: node->type = reply::kind::status; break;
+    default: node->type = reply::kind::string; break;
+  }
+  try {
+    node->str.assign(str, len);
+  } catch (...) {
+    free_root(node, task);
+    return nullptr;
+  }
+  return node;
+}
+
+void* create_array(const redisReadTask* task, int elements) noexcept {
+  reply* node = node_for(task);
+  if (node == nullptr) return nullptr;
+  node->type = reply::kind::array;
+  try {
+    // Sized once, before any child is parsed: children are written in place, and their
+    // addresses stay valid because this vector never grows again.
+    node->elements.resize(static_cast<std::size_t>(elements));
+  } catch (...) {
+    free_root(node, task);
+    return nullptr;
+  }
+  return node;
+}
+
+void* create_integer(const redisReadTask* task, long long value) noexcept {
+  reply* node = node_for(task);
+  if (node == nullptr) return nullptr;
+  node->type = reply::kind::integer;
+  node->integer = value;
+  return node;
+}
+
+void* create_nil(const redisReadTask* task) noexcept {
+  reply* node = node_for(task);
+  if (node == nullptr) return nullptr;
+  node->type = reply::kind::nil;
+  return node;
+}
+
+// hiredis only ever frees the root of a tree (children live inside their parent's vector).
+void free_object(void* p) noexcept { delete static_cast<reply*>(p); }
+
+redisReplyObjectFunctions reply_functions = {create_string, create_array, create_integer,
+                                             create_nil, free_object};
+
+bool starts_with(std::string_view s, std::string_view prefix) noexcept {
+  return s.substr(0, prefix.size()) == prefix;
+}
+
+}  // namespace
+
+result<void> append_command(std::string& out, std::span<const std::string_view> argv) {
+  // Small commands use the stack; MGET chunks of 1000 keys take the heap once per call.
+  constexpr std::size_t inline_args = 16;
+  const char* ptr_stack[inline_args];
+  std::size_t len_stack[inline_args];
+  std::vector<const char*> ptr_heap;
+  std::vector<std::size_t> len_heap;
+  const char** ptrs = ptr_stack;
+  std::size_t* lens = len_stack;
+  try {
+    if (argv.size() > inline_args) {
+      ptr_heap.resize(argv.size());
+      len_heap.resize(argv.size());
+      ptrs = ptr_heap.data();
+      lens = len_heap.data();
+    }
+  } catch (...) {
+    return {status::out_of_memory, "out of memory formatting a Redis command"};
+  }
+  for (std::size_t i = 0; i < argv.size(); ++i) {
+    ptrs[i] = argv[i].data();
+    lens[i] = argv[i].size();
+  }
+  char* cmd = nullptr;
+  const int n = redisFormatCommandArgv(&cmd, static_cast<int>(argv.size()), ptrs, lens);
+  if (n < 0 || cmd == nullptr) return {status::out_of_memory, "out of memory formatting a Redis command"};
+  try {
+    out.append(cmd, static_cast<std::size_t>(n));
+  } catch (...) {
+    redisFreeCommand(cmd);
+    return {status::out_of_memory, "out of memory formatting a Redis command"};
+  }
+  redisFreeCommand(cmd);
+  return {};
+}
+
+status error_reply_status(std::string_view message) noexcept {
+  if (starts_with(message, "NOPERM") || starts_with(message, "WRONGPASS") ||
+      starts_with(message, "NOAUTH") || starts_with(message, "ERR AUTH") ||
+      starts_with(message, "ERR invalid password") ||
+      starts_with(message, "ERR Client sent AUTH")) {
+    return status::auth;
+  }
+  return status::server_error;
+}
+
+struct reply_reader::impl {
+  redisReader* reader = nullptr;
+  ~impl() {
+    if (reader != nullptr) redisReaderFree(reader);
+  }
+  bool create() noexcept {
+    reader = redisReaderCreateWithFunctions(&reply_functions);
+    return reader != nullptr;
+  }
+};
+
+reply_reader::reply_reader() : impl_(std::make_unique<impl>()) {
+  // An allocation failure here leaves reader null; feed() reports it instead of crashing.
+  impl_->create();
+}
+reply_reader::reply_reader(reply_reader&&) noexcept = default;
+reply_reader& reply_reader::operator=(reply_reader&&) noexcept = default;
+reply_reader::~reply_reader() = default;
+
+result<void> reply_reader::feed(std::string_view bytes) {
+  if (impl_->reader == nullptr && !impl_->create()) {
+    return {status::out_of_memory, "out of memory creating the RESP reader"};
+  }
+  if (redisReaderFeed(impl_->reader, bytes.data(), bytes.size()) != REDIS_OK) {
+    return {status::protocol, std::string("RESP reader: ") + impl_->reader->errstr};
+  }
+  return {};
+}
+
+result<bool> reply_reader::next(reply& out) {
+  if (impl_->reader == nullptr) return {status::out_of_memory, "no RESP reader"};
+  void* obj = nullptr;
+  if (redisReaderGetReply(impl_->reader, &obj) != REDIS_OK) {
+    const status code = impl_->reader->err == REDIS_ERR_OOM ? status::out_of_memory
+                                                            : status::protocol;
+    return {code, std::string("invalid reply from Redis: ") + impl_->reader->errstr};
+  }
+  if (obj == nullptr) return false;
+  std::unique_ptr<reply> root(static_cast<reply*>(obj));
+  out = std::move(*root);
+  return true;
+}
+
+void reply_reader::reset() {
+  if (impl_->reader != nullptr) redisReaderFree(impl_->reader);
+  impl_->reader = nullptr;
+  impl_->create();
+}
+
+}  // namespace tds::detail

@@ -1,0 +1,111 @@
+// The engine's view of Redis: batched reads, batched script calls, scans and deletes, with
+// per-item outcomes. Internal. A store decides where commands go (one node, or cluster slots);
+// the engine (client.cpp) decides what they mean. Sockets stay in transport.hpp.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "resp.hpp"
+#include "tdscache/config.hpp"
+#include "tdscache/decision.hpp"
+#include "tdscache/error.hpp"
+#include "transport.hpp"
+
+namespace tds::detail {
+
+struct lookup_result {
+  lookup_kind kind = lookup_kind::error;
+  std::string value;  // present only
+};
+
+// How a batch went. Items that failed carry their own error marker (lookup_kind::error, or a
+// call_result code); this says why, once.
+struct batch_report {
+  error first_error;         // code ok when every item was answered
+  std::size_t failed = 0;    // items without an answer
+  bool unreachable = false;  // a server could not be reached or stopped answering: this is
+                             // what the circuit breaker counts, not refusals by a live server
+
+  bool ok() const noexcept { return failed == 0; }
+  void note(const error& e, std::size_t items, bool transport) {
+    if (first_error.code == status::ok) first_error = e;
+    failed += items;
+    unreachable = unreachable || transport;
+  }
+};
+
+// A server-side Lua script called once per key. calls.keys[i] goes with
+// calls.args[i * args_per_key, (i + 1) * args_per_key). A store may pack several calls whose
+// keys it can route together into one EVALSHA; the script therefore takes any number of keys,
+// reads ARGV in that stride, and returns an array with one element per key.
+struct script {
+  std::string_view source;
+  std::string sha1;  // hex, of source
+  std::size_t args_per_key = 0;
+};
+
+struct script_calls {
+  std::vector<std::string_view> keys;
+  std::vector<std::string_view> args;
+};
+
+// One call's answer. code != ok: no answer (value.str holds why); an error reply from the
+// script for this key arrives as code server_error/auth with the reply text.
+struct call_result {
+  status code = status::ok;
+  reply value;
+};
+
+class store {
+ public:
+  virtual ~store() = default;
+
+  // Values for keys, in input order. All MGETs are written before the first reply is awaited,
+  // so the whole batch costs one round trip of latency.
+  virtual batch_report mget(std::span<const std::string_view> keys,
+                            std::vector<lookup_result>& out, deadline until) = 0;
+
+  // One result per call, in input order; EVALSHA, and on NOSCRIPT a SCRIPT LOAD and a retry.
+  virtual batch_report eval_each(const script& s, const script_calls& calls,
+                                 std::vector<call_result>& out, deadline until) = 0;
+
+  // Single-key commands (the key is argv[1]), pipelined; one result per command.
+  virtual batch_report keyed(std::span<const std::vector<std::string_view>> commands,
+                             std::vector<call_result>& out, deadline until) = 0;
+
+  // UNLINK in batches; returns how many keys existed.
+  virtual result<std::uint64_t> unlink(std::span<const std::string_view> keys,
+                                       deadline until) = 0;
+
+  // Every key matching a glob (already escaped by the caller), via SCAN MATCH, never KEYS.
+  // Keys arrive in batches; a key may be reported twice (SCAN's guarantee), never missed
+  // unless it is created during the scan.
+  using key_batch_handler = std::function<result<void>(std::vector<std::string>&)>;
+  virtual result<void> scan(std::string_view match, const key_batch_handler& on_keys,
+                            deadline until) = 0;
+
+  // SCAN MATCH + UNLINK of each page, on every node; returns keys removed.
+  virtual result<std::uint64_t> scan_unlink(std::string_view match, deadline until) = 0;
+
+  // A command without a key (PING, INFO, CONFIG ...), sent to the (first) server.
+  virtual result<reply> server_command(std::span<const std::string_view> argv,
+                                       deadline until) = 0;
+
+  // Connections opened so far, over all nodes (tests: "an open breaker opens none").
+  virtual std::uint64_t connect_attempts() const noexcept = 0;
+};
+
+// The store for a config: single node now. A cluster config gets status::cluster until the
+// cluster store exists; that is the one line to change when it does.
+result<std::unique_ptr<store>> make_store(const client_config& cfg);
+
+// Escapes Redis glob metacharacters (* ? [ ] \) so that `text` matches only itself.
+std::string escape_glob(std::string_view text);
+
+}  // namespace tds::detail
