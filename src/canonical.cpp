@@ -10,6 +10,9 @@
 #include <cstring>
 #include <list>
 #include <openssl/evp.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "tdscache/canonical.hpp"
 #include "tdscache/detail/json_text.hpp"
@@ -107,7 +110,9 @@ constexpr std::size_t python_int_max_digits = 4300;
 constexpr std::size_t max_depth_limit = 4096;
 
 struct member {
-  std::uint32_t key_offset, key_length;  // into walker::keys (decoded, WTF-8)
+  std::string_view key;                  // decoded (WTF-8): into the input, or into walker::keys
+  std::uint64_t prefix;                  // the key's first 8 bytes, big-endian: most compares end here
+  bool key_plain;                        // the key needs no escaping: emitted as "key"
   std::size_t value_offset, value_length;  // into walker::out
   std::uint32_t index;                   // position in the input, for "last one wins"
   bool is_null;
@@ -158,7 +163,8 @@ struct item_capture {
 
 struct canonicalizer::impl {
   canonical_options options;
-  std::vector<std::string> excluded;  // sorted, for binary search
+  std::vector<std::string> excluded;
+  std::uint64_t excluded_lengths = 0;  // bit n set: some excluded name has n bytes (n < 64)
   std::vector<pointer_tokens> pointers;
   od::parser parser;
   std::unique_ptr<char[]> padded;
@@ -197,12 +203,16 @@ struct canonicalizer::impl {
     std::memcpy(padded.get(), json.data(), json.size());
     std::memset(padded.get() + json.size(), 0, simdjson::SIMDJSON_PADDING);
     base = padded.get();
+    if (keys.capacity() < json.size()) keys.reserve(json.size());
     return base;
   }
 
   bool is_excluded_name(std::string_view key) const {
-    return std::binary_search(excluded.begin(), excluded.end(), key,
-                              [](std::string_view a, std::string_view b) { return a < b; });
+    // Most names have a length no excluded name has: one bit test rejects them.
+    if (key.size() < 64 && !((excluded_lengths >> key.size()) & 1)) return false;
+    for (const auto& name : excluded)
+      if (name.size() == key.size() && std::memcmp(name.data(), key.data(), key.size()) == 0) return true;
+    return false;
   }
 
   // Pointers in `active` whose token at `depth` equals `token`: the ones that continue, and
@@ -221,7 +231,65 @@ struct canonicalizer::impl {
     return next;
   }
 
+  static std::uint64_t key_prefix(std::string_view key) noexcept {
+    std::uint64_t v = 0;
+    const std::size_t n = key.size() < 8 ? key.size() : 8;
+    for (std::size_t i = 0; i < n; ++i) v |= std::uint64_t{static_cast<unsigned char>(key[i])} << (56 - 8 * i);
+    return v;
+  }
+
   // ---- strings --------------------------------------------------------------------------
+
+  // The end of the longest run of bytes from p that are neither '"', '\\', a control character
+  // nor (plain_run only) outside printable ASCII. The input is padded and every string ends
+  // in a quote, so reading 16 bytes at a time never leaves the buffer.
+  static const char* plain_run(const char* p) {
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+    const __m128i below = _mm_set1_epi8(0x1F), del = _mm_set1_epi8(0x7E);
+    for (;;) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+      const __m128i special = _mm_or_si128(
+          _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+          _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(v, below), v),
+                       _mm_cmpeq_epi8(_mm_max_epu8(v, del), v)));
+      const int mask = _mm_movemask_epi8(special);
+      // max(v, 0x7E) == v also flags '~' itself; a '~' is plain, so step over it.
+      if (mask == 0) {
+        p += 16;
+        continue;
+      }
+      p += __builtin_ctz(static_cast<unsigned>(mask));
+      if (*p != '~') return p;
+      ++p;
+    }
+#else
+    while (static_cast<unsigned char>(*p) >= 0x20 && static_cast<unsigned char>(*p) < 0x7F && *p != '"' && *p != '\\') ++p;
+    return p;
+#endif
+  }
+
+  static const char* plain_run_utf8(const char* p) {
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+    const __m128i below = _mm_set1_epi8(0x1F);
+    for (;;) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+      const __m128i special = _mm_or_si128(
+          _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+          _mm_cmpeq_epi8(_mm_min_epu8(v, below), v));
+      const int mask = _mm_movemask_epi8(special);
+      if (mask == 0) {
+        p += 16;
+        continue;
+      }
+      return p + __builtin_ctz(static_cast<unsigned>(mask));
+    }
+#else
+    while (static_cast<unsigned char>(*p) >= 0x20 && *p != '"' && *p != '\\') ++p;
+    return p;
+#endif
+  }
 
   static int hex_value(char c) {
     if (c >= '0' && c <= '9') return c - '0';
@@ -250,13 +318,7 @@ struct canonicalizer::impl {
     for (;;) {
       const char* run = p;
       // Bytes that pass through unchanged in both the decoded and the escaped form.
-      if (scheme == hash_scheme::legacy || !escaped) {
-        while (static_cast<unsigned char>(*p) >= 0x20 && static_cast<unsigned char>(*p) < 0x7F &&
-               *p != '"' && *p != '\\')
-          ++p;
-      } else {
-        while (static_cast<unsigned char>(*p) >= 0x20 && *p != '"' && *p != '\\') ++p;
-      }
+      p = (scheme == hash_scheme::legacy || !escaped) ? plain_run(p) : plain_run_utf8(p);
       if (p != run) {
         if (decoded) decoded->append(run, static_cast<std::size_t>(p - run));
         if (escaped) escaped->append(run, static_cast<std::size_t>(p - run));
@@ -552,9 +614,18 @@ struct canonicalizer::impl {
       od::field field;
       if (auto e = std::move(field_result).get(field)) return fail_simdjson(e, at);
       const char* key_raw = field.key().raw();
-      const std::size_t key_offset = keys.size();
-      if (!read_string(key_raw, &keys, nullptr)) return false;
-      const std::string_view key(keys.data() + key_offset, keys.size() - key_offset);
+      // Most member names need no unescaping and no escaping: use them in place.
+      const char* key_end = plain_run(key_raw);
+      std::string_view key;
+      bool key_plain = *key_end == '"';
+      if (key_plain) {
+        key = std::string_view(key_raw, static_cast<std::size_t>(key_end - key_raw));
+      } else {
+        // keys never reallocates: its capacity is the input size, which bounds decoded text.
+        const std::size_t key_offset = keys.size();
+        if (!read_string(key_raw, &keys, nullptr)) return false;
+        key = std::string_view(keys.data() + key_offset, keys.size() - key_offset);
+      }
       bool excluded = top && is_excluded_name(key);
       pointer_set next = 0;
       if (active) next = step_pointers(active, depth - 1, key, excluded);
@@ -562,8 +633,7 @@ struct canonicalizer::impl {
       const std::size_t value_offset = out.size();
       bool is_null;
       if (!write_value(field.value(), depth, next, is_null)) return false;
-      members.push_back(member{static_cast<std::uint32_t>(key_offset - key_mark),
-                               static_cast<std::uint32_t>(key.size()), value_offset,
+      members.push_back(member{key, key_prefix(key), key_plain, value_offset,
                                out.size() - value_offset, index++, is_null, excluded});
     }
     return assemble_object(member_mark, key_mark, out_mark, top, at);
@@ -576,11 +646,16 @@ struct canonicalizer::impl {
     auto first = members.begin() + static_cast<std::ptrdiff_t>(member_mark);
     auto last = members.end();
     const hash_scheme scheme = options.scheme;
-    const char* key_base = keys.data() + key_mark;
-    auto key_of = [key_base](const member& m) {
-      return std::string_view(key_base + m.key_offset, m.key_length);
-    };
+    auto key_of = [](const member& m) { return m.key; };
     std::sort(first, last, [&](const member& a, const member& b) {
+      if (a.prefix != b.prefix) {
+        // The first differing byte decides, unless jcs's UTF-16 rule applies to it.
+        const int shift = 56 - (__builtin_clzll(a.prefix ^ b.prefix) & ~7);
+        const auto x = static_cast<unsigned char>(a.prefix >> shift), y = static_cast<unsigned char>(b.prefix >> shift);
+        if (scheme == hash_scheme::jcs && (x >= 0xEE || y >= 0xEE))
+          return detail::compare_member_names(a.key, b.key, scheme) < 0;
+        return x < y;
+      }
       int c = detail::compare_member_names(key_of(a), key_of(b), scheme);
       return c != 0 ? c < 0 : a.index < b.index;
     });
@@ -597,15 +672,25 @@ struct canonicalizer::impl {
       }
       if (it->excluded) continue;
       if (top && scheme == hash_scheme::legacy && it->is_null) continue;
-      if (any) scratch.append(scheme == hash_scheme::legacy ? ", " : ",");
+      if (any) scratch.append(scheme == hash_scheme::legacy ? std::string_view(", ") : std::string_view(","));
       any = true;
-      detail::append_quoted(scratch, key_of(*it), scheme);
-      scratch.append(scheme == hash_scheme::legacy ? ": " : ":");
+      if (it->key_plain) {
+        scratch.push_back('"');
+        scratch.append(it->key);
+        scratch.push_back('"');
+      } else {
+        detail::append_quoted(scratch, key_of(*it), scheme);
+      }
+      scratch.append(scheme == hash_scheme::legacy ? std::string_view(": ") : std::string_view(":"));
       scratch.append(out, it->value_offset, it->value_length);
     }
     scratch.push_back('}');
-    out.resize(out_mark);
-    out.append(scratch);
+    if (out_mark == 0) {
+      out.swap(scratch);  // the root object: nothing before it to keep
+    } else {
+      out.resize(out_mark);
+      out.append(scratch);
+    }
     members.resize(member_mark);
     keys.resize(key_mark);
     return true;
@@ -800,6 +885,8 @@ result<canonicalizer> canonicalizer::create(canonical_options options) {
       p->excluded.insert(p->excluded.end(), d.begin(), d.end());
     }
     std::sort(p->excluded.begin(), p->excluded.end());
+    for (const auto& name : p->excluded)
+      p->excluded_lengths |= name.size() < 64 ? std::uint64_t{1} << name.size() : 0;
     p->options = std::move(options);
     return canonicalizer(std::move(p));
   } catch (const std::bad_alloc&) {

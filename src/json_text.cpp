@@ -218,23 +218,4 @@ void append_es_number(std::string& out, double value) {
   }
 }
 
-int compare_member_names(std::string_view a, std::string_view b, hash_scheme scheme) noexcept {
-  const std::size_t common = a.size() < b.size() ? a.size() : b.size();
-  std::size_t i = 0;
-  while (i < common && a[i] == b[i]) ++i;
-  if (i == common) return a.size() < b.size() ? -1 : (a.size() > b.size() ? 1 : 0);
-  auto x = static_cast<unsigned char>(a[i]);
-  auto y = static_cast<unsigned char>(b[i]);
-  if (scheme == hash_scheme::jcs) {
-    // UTF-16 order differs from code point order in one place only: an astral character
-    // (4-byte lead F0-F4, surrogates D800-DBFF in UTF-16) sorts before U+E000..U+FFFF
-    // (3-byte leads EE, EF). A difference inside a sequence compares equal lengths.
-    const bool x_astral = x >= 0xF0, y_astral = y >= 0xF0;
-    const bool x_high_bmp = x == 0xEE || x == 0xEF, y_high_bmp = y == 0xEE || y == 0xEF;
-    if (x_astral && y_high_bmp) return -1;
-    if (y_astral && x_high_bmp) return 1;
-  }
-  return x < y ? -1 : 1;
-}
-
 }  // namespace tds::detail

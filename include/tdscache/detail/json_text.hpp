@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -32,7 +33,23 @@ void append_es_number(std::string& out, double value);
 
 // Orders decoded member names: legacy by code point (Python's sorted() on str; WTF-8 byte order
 // equals code point order), jcs by UTF-16 code unit (RFC 8785 section 3.2.3).
-int compare_member_names(std::string_view a, std::string_view b, hash_scheme scheme) noexcept;
+// Inline: it is the comparator of every object sort.
+inline int compare_member_names(std::string_view a, std::string_view b, hash_scheme scheme) noexcept {
+  const std::size_t common = a.size() < b.size() ? a.size() : b.size();
+  const int c = std::memcmp(a.data(), b.data(), common);
+  if (c == 0) return a.size() < b.size() ? -1 : (a.size() > b.size() ? 1 : 0);
+  if (scheme == hash_scheme::jcs) {
+    std::size_t i = 0;
+    while (a[i] == b[i]) ++i;
+    const auto x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
+    // UTF-16 order differs from code point order in one place only: an astral character
+    // (4-byte lead F0-F4, surrogates D800-DBFF in UTF-16) sorts before U+E000..U+FFFF
+    // (3-byte leads EE, EF). A difference inside a sequence compares equal lengths.
+    if (x >= 0xF0 && (y == 0xEE || y == 0xEF)) return -1;
+    if (y >= 0xF0 && (x == 0xEE || x == 0xEF)) return 1;
+  }
+  return c;
+}
 
 // Shortest round-trip decimal digits of |value| (no leading/trailing zeros) and the position of
 // the decimal point: value = 0.DIGITS * 10^decimal_point. Returns the digit count. value != 0.
