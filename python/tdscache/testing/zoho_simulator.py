@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..zoho.client import ZohoClientConfig
+from tdscache.zoho.client import ZohoClientConfig
 
 # Riyadh time: the org the data imitates keeps its timestamps in +0300, as Zoho prints them.
 _ORG_TZ = timezone(timedelta(hours=3))
