@@ -415,8 +415,11 @@ result<void> connection::transfer(std::string_view out, const read_handler& on_r
             return {status::io, "Redis at " + peer_ + " closed the connection"};
           }
           const int err = errno;
-          return {status::io, "reading from Redis at " + peer_ + " failed: " +
-                                  (why == SSL_ERROR_SYSCALL && err ? errno_text(err) : openssl_errors())};
+          // SSL_ERROR_SSL after the handshake is a TLS-level refusal (TLS 1.3 servers reject a
+          // missing client certificate only after the client thinks the handshake is done).
+          return {why == SSL_ERROR_SSL ? status::tls : status::io,
+                  "reading from Redis at " + peer_ + " failed: " +
+                      (why == SSL_ERROR_SYSCALL && err ? errno_text(err) : openssl_errors())};
         }
       } else {
         const ssize_t n = ::recv(fd_, buf, read_buffer_size, 0);
