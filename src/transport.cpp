@@ -377,8 +377,18 @@ result<void> connection::transfer(std::string_view out, const read_handler& on_r
             want |= POLLIN;
           } else {
             const int err = errno;
-            return {status::io, "writing to Redis at " + peer_ + " failed: " +
-                                    (why == SSL_ERROR_SYSCALL && err ? errno_text(err) : openssl_errors())};
+            std::string detail = why == SSL_ERROR_SYSCALL && err ? errno_text(err) : openssl_errors();
+            // A server that rejects us at the TLS level (TLS 1.3: a missing client
+            // certificate) sends an alert and closes; the alert explains the reset, so
+            // surface it when it is already waiting to be read.
+            std::size_t ignored = 0;
+            ERR_clear_error();
+            const int read_rc = SSL_read_ex(ssl, buf, read_buffer_size, &ignored);
+            if (read_rc != 1 && SSL_get_error(ssl, read_rc) == SSL_ERROR_SSL) {
+              return {status::tls, "Redis at " + peer_ + " refused the TLS session: " + openssl_errors()};
+            }
+            return {why == SSL_ERROR_SSL ? status::tls : status::io,
+                    "writing to Redis at " + peer_ + " failed: " + detail};
           }
         }
       } else {
