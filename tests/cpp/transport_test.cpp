@@ -283,110 +283,103 @@ TEST(Transport, WrongPasswordIsAnAuthErrorNamingTheUser) {
 
 // ---------------------------------------------------------------- TLS
 
+// One CA set and one TLS server (no client certificates required) for the whole suite.
 class TransportTls : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new tds::testing::temp_dir("tds-tls");
     std::string why;
     auto m = tls_material::generate(dir_->path(), &why);
-    if (m) material_ = new tls_material(*m);
-    else generate_error_ = new std::string(why);
+    if (!m) {
+      setup_error_ = new std::string("TLS material: " + why);
+      return;
+    }
+    material_ = new tls_material(*m);
+    server_ = new redis_server({.tls = material_});
+    if (!server_->start()) setup_error_ = new std::string(server_->last_error());
   }
   static void TearDownTestSuite() {
+    delete server_;
     delete material_;
     delete dir_;
-    delete generate_error_;
+    delete setup_error_;
+    server_ = nullptr;
     material_ = nullptr;
     dir_ = nullptr;
-    generate_error_ = nullptr;
+    setup_error_ = nullptr;
   }
-  void SetUp() override {
-    ASSERT_NE(material_, nullptr) << (generate_error_ ? *generate_error_ : "no TLS material");
+  void SetUp() override { ASSERT_EQ(setup_error_, nullptr) << *setup_error_; }
+
+  // What PING on a fresh session with this config gives: "PONG", or the error.
+  static tds::result<std::string> ping_with(const tds::client_config& cfg) {
+    auto s = open_session(cfg);
+    const std::string_view argv[] = {"PING"};
+    auto r = s->command(argv);
+    if (!r.ok()) return r.error();
+    return r.value().str;
+  }
+
+  static void expect_tls_refusal(const tds::client_config& cfg, std::string_view needle) {
+    auto r = ping_with(cfg);
+    ASSERT_FALSE(r.ok()) << "connected although it should not have";
+    EXPECT_EQ(r.code(), status::tls) << r.error().message;
+    EXPECT_NE(r.error().message.find(needle), std::string::npos) << r.error().message;
   }
 
   static tds::testing::temp_dir* dir_;
   static tls_material* material_;
-  static std::string* generate_error_;
+  static redis_server* server_;
+  static std::string* setup_error_;
 };
 tds::testing::temp_dir* TransportTls::dir_ = nullptr;
 tls_material* TransportTls::material_ = nullptr;
-std::string* TransportTls::generate_error_ = nullptr;
+redis_server* TransportTls::server_ = nullptr;
+std::string* TransportTls::setup_error_ = nullptr;
 
 TEST_F(TransportTls, ConnectsWhenTheServerCertificateChainsToTheCa) {
-  redis_server server({.tls = material_});
-  ASSERT_TRUE(server.start()) << server.last_error();
-  auto cfg = server.config();
+  auto cfg = server_->config();
   cfg.tls.cert_file.clear();
   cfg.tls.key_file.clear();
-  auto s = open_session(cfg);
-  EXPECT_EQ(ping(*s), "PONG");
+  auto r = ping_with(cfg);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value(), "PONG");
 }
 
 TEST_F(TransportTls, WrongCaIsRefusedWithACertificateError) {
-  redis_server server({.tls = material_});
-  ASSERT_TRUE(server.start()) << server.last_error();
-  auto cfg = server.config();
+  auto cfg = server_->config();
   cfg.tls.ca_file = material_->other_ca_cert;
-  auto s = open_session(cfg);
-  const std::string_view argv[] = {"PING"};
-  auto r = s->command(argv);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.code(), status::tls);
-  EXPECT_NE(r.error().message.find("certificate verification failed"), std::string::npos)
-      << r.error().message;
+  expect_tls_refusal(cfg, "certificate verification failed");
 }
 
 TEST_F(TransportTls, HostnameMismatchIsRefusedUnlessVerificationIsOff) {
-  redis_server server({.tls = material_});
-  ASSERT_TRUE(server.start()) << server.last_error();
-  auto cfg = server.config();
+  auto cfg = server_->config();
   cfg.tls.server_name = "not-this-server.example";
-  auto strict = open_session(cfg);
-  const std::string_view argv[] = {"PING"};
-  auto r = strict->command(argv);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.code(), status::tls);
-  EXPECT_NE(r.error().message.find("not-this-server.example"), std::string::npos) << r.error().message;
-
+  expect_tls_refusal(cfg, "not-this-server.example");
   cfg.tls.verify_hostname = false;
-  auto relaxed = open_session(cfg);
-  EXPECT_EQ(ping(*relaxed), "PONG");
+  EXPECT_TRUE(ping_with(cfg).ok());
 }
 
 TEST_F(TransportTls, LocalhostNameMatchesTheCertificateSan) {
-  redis_server server({.tls = material_});
-  ASSERT_TRUE(server.start()) << server.last_error();
-  auto cfg = server.config();
+  auto cfg = server_->config();
   cfg.host = "localhost";
-  auto s = open_session(cfg);
-  EXPECT_EQ(ping(*s), "PONG");
+  EXPECT_TRUE(ping_with(cfg).ok());
 }
 
 TEST_F(TransportTls, InsecureModeSkipsVerification) {
-  redis_server server({.tls = material_});
-  ASSERT_TRUE(server.start()) << server.last_error();
-  auto cfg = server.config();
+  auto cfg = server_->config();
   cfg.tls.ca_file = material_->other_ca_cert;
   cfg.tls.insecure = true;
-  auto s = open_session(cfg);
-  EXPECT_EQ(ping(*s), "PONG");
+  EXPECT_TRUE(ping_with(cfg).ok());
 }
 
 TEST_F(TransportTls, ServerRequiringClientCertificatesAcceptsOursAndRefusesNone) {
-  redis_server server({.tls = material_, .tls_auth_clients = true});
-  ASSERT_TRUE(server.start()) << server.last_error();
-  auto with_cert = open_session(server.config());
-  EXPECT_EQ(ping(*with_cert), "PONG");
-
-  auto cfg = server.config();
+  redis_server strict({.tls = material_, .tls_auth_clients = true});
+  ASSERT_TRUE(strict.start()) << strict.last_error();
+  EXPECT_TRUE(ping_with(strict.config()).ok());
+  auto cfg = strict.config();
   cfg.tls.cert_file.clear();
   cfg.tls.key_file.clear();
-  auto without = open_session(cfg);
-  const std::string_view argv[] = {"PING"};
-  auto r = without->command(argv);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.code(), status::tls) << r.error().message;
-  EXPECT_NE(r.error().message.find("certificate"), std::string::npos) << r.error().message;
+  expect_tls_refusal(cfg, "certificate");
 }
 
 TEST_F(TransportTls, MissingCaFileIsAClearContextError) {
@@ -402,11 +395,11 @@ TEST_F(TransportTls, MissingCaFileIsAClearContextError) {
 TEST_F(TransportTls, ServerClosingMidStreamGivesAnErrorNotSigpipe) {
   // Writing to a TLS socket the server has closed must come back as an error value; a
   // SIGPIPE would kill this test binary.
-  redis_server server({.tls = material_});
-  ASSERT_TRUE(server.start()) << server.last_error();
-  auto s = open_session(server.config());
+  redis_server doomed({.tls = material_});
+  ASSERT_TRUE(doomed.start()) << doomed.last_error();
+  auto s = open_session(doomed.config());
   ASSERT_EQ(ping(*s), "PONG");
-  server.kill();
+  doomed.kill();
   std::string big(4 << 20, 'x');
   const std::string_view argv[] = {"SET", "k", big};
   auto r = s->command(argv);
