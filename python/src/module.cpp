@@ -1,0 +1,640 @@
+// tdscache._native: the pybind11 bindings. Arguments are converted while holding the GIL,
+// then the GIL is released around hashing of bytes and around all Redis I/O (re2's pattern).
+// Errors become tdscache.Error subclasses carrying the C status code. Private: users import
+// the typed facade in tdscache/__init__.py.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <mutex>
+#include <optional>
+
+#include "object_canonical.hpp"
+#include "tdscache/canonical.hpp"
+#include "tdscache/client.hpp"
+#include "tdscache/config.hpp"
+#include "tdscache/decision.hpp"
+#include "tdscache/error.hpp"
+#include "tdscache/state.hpp"
+
+namespace py = pybind11;
+using namespace pybind11::literals;
+
+namespace tds::python {
+namespace {
+
+// ---- errors --------------------------------------------------------------------------------
+
+[[noreturn]] void throw_status(const tds::error& err) { throw native_error{err}; }
+
+template <class T>
+T unwrap(result<T>&& r) {
+  if (!r.ok()) throw_status(r.error());
+  return std::move(r).value();
+}
+
+void unwrap(result<void>&& r) {
+  if (!r.ok()) throw_status(r.error());
+}
+
+// Raises the tdscache.Error subclass registered for the status (see tdscache/_errors.py).
+void translate(const native_error& e) {
+  py::module_ errors = py::module_::import("tdscache._errors");
+  py::object cls = errors.attr("error_class")(static_cast<int>(e.err.code));
+  py::object offset = e.err.offset == no_offset ? py::none() : py::object(py::int_(e.err.offset));
+  py::object exc = cls(e.err.message, static_cast<int>(e.err.code), std::string(status_name(e.err.code)), offset);
+  PyErr_SetObject(cls.ptr(), exc.ptr());
+}
+
+// ---- input helpers -------------------------------------------------------------------------
+
+// A read-only view of bytes, bytearray or memoryview (C-contiguous), without copying.
+struct byte_view {
+  py::buffer_info info;
+  std::string_view view;
+};
+
+std::optional<byte_view> as_bytes(const py::handle& obj) {
+  if (!PyBytes_Check(obj.ptr()) && !PyByteArray_Check(obj.ptr()) && !PyMemoryView_Check(obj.ptr()))
+    return std::nullopt;
+  auto buffer = py::reinterpret_borrow<py::buffer>(obj);
+  byte_view b{buffer.request(), {}};
+  if (b.info.ndim > 1 || (b.info.ndim == 1 && b.info.strides[0] != b.info.itemsize))
+    throw_status(make_error(status::invalid_argument, "the buffer must be C-contiguous"));
+  b.view = std::string_view(static_cast<const char*>(b.info.ptr),
+                            static_cast<std::size_t>(b.info.size * b.info.itemsize));
+  return b;
+}
+
+hash_scheme scheme_from(const std::string& name) {
+  auto s = parse_scheme(name);
+  if (!s) throw_status(make_error(status::invalid_argument, "unknown hash scheme '" + name + "' (expected 'legacy' or 'jcs')"));
+  return *s;
+}
+
+digest digest_from(const py::handle& obj) {
+  auto b = as_bytes(obj);
+  if (!b || b->view.size() != 32) {
+    if (py::isinstance<py::str>(obj)) {
+      auto d = digest::from_hex(obj.cast<std::string>());
+      if (d) return *d;
+    }
+    throw_status(make_error(status::invalid_argument, "a digest is 32 bytes (or 64 hex characters)"));
+  }
+  digest d;
+  std::memcpy(d.bytes.data(), b->view.data(), 32);
+  return d;
+}
+
+py::bytes digest_bytes(const digest& d) {
+  return py::bytes(reinterpret_cast<const char*>(d.bytes.data()), d.bytes.size());
+}
+
+// ---- Hasher ---------------------------------------------------------------------------------
+
+// Bytes input goes through the simdjson canonicalizer with the GIL released; objects through
+// the object walker with the GIL held. A mutex guards the canonicalizer, which is not
+// thread safe, because Python threads may share one Hasher.
+class hasher {
+ public:
+  hasher(const std::string& scheme, bool strict, std::optional<std::vector<std::string>> exclude_fields,
+         std::vector<std::string> exclude_pointers, std::size_t max_depth) {
+    options_.scheme = scheme_from(scheme);
+    options_.strict = strict;
+    options_.exclude_fields = std::move(exclude_fields);
+    options_.exclude_pointers = std::move(exclude_pointers);
+    options_.max_depth = max_depth;
+    canonicalizer_.emplace(unwrap(canonicalizer::create(options_)));
+    objects_.emplace(options_);
+  }
+
+  std::string scheme() const { return std::string(scheme_name(options_.scheme)); }
+  bool strict() const { return options_.strict; }
+
+  py::bytes canonical(const py::handle& data) {
+    std::string text;
+    canonical_into(data, text);
+    return py::bytes(text);
+  }
+
+  py::bytes digest_of(const py::handle& data) {
+    std::string text;
+    if (auto b = as_bytes(data)) {
+      digest d;
+      {
+        py::gil_scoped_release release;
+        std::lock_guard<std::mutex> lock(mutex_);
+        d = unwrap(canonicalizer_->hash(b->view));
+      }
+      return digest_bytes(d);
+    }
+    objects_->write(data.ptr(), text);
+    return digest_bytes(sha256(text));
+  }
+
+  std::string hexdigest(const py::handle& data) {
+    py::bytes raw = digest_of(data);
+    digest d;
+    std::memcpy(d.bytes.data(), PyBytes_AS_STRING(raw.ptr()), 32);
+    return d.hex();
+  }
+
+  // Canonical text for every object first (GIL held), then all SHA-256s without the GIL.
+  py::list digest_many(const py::sequence& items) {
+    const std::size_t n = py::len(items);
+    std::string all;
+    std::vector<std::size_t> ends;
+    ends.reserve(n);
+    for (const auto& item : items) {
+      if (auto b = as_bytes(item)) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto r = canonicalizer_->canonicalize(b->view);
+        all.append(unwrap(std::move(r)));
+      } else {
+        objects_->write(item.ptr(), all);
+      }
+      ends.push_back(all.size());
+    }
+    std::vector<digest> digests(n);
+    {
+      py::gil_scoped_release release;
+      std::size_t start = 0;
+      for (std::size_t i = 0; i < n; ++i) {
+        digests[i] = sha256(std::string_view(all).substr(start, ends[i] - start));
+        start = ends[i];
+      }
+    }
+    py::list out(n);
+    for (std::size_t i = 0; i < n; ++i) out[i] = digest_bytes(digests[i]);
+    return out;
+  }
+
+  page_records hash_page(const py::handle& body, const std::string& items_key, const std::string& id_field,
+                         const std::string& modified_field) {
+    auto b = as_bytes(body);
+    if (!b) throw_status(make_error(status::invalid_argument, "a page body is bytes, bytearray or memoryview"));
+    page_options popts{items_key, id_field, modified_field};
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(mutex_);
+    return unwrap(canonicalizer_->hash_page(b->view, popts));
+  }
+
+ private:
+  void canonical_into(const py::handle& data, std::string& out) {
+    if (auto b = as_bytes(data)) {
+      py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(mutex_);
+      out.assign(unwrap(canonicalizer_->canonicalize(b->view)));
+      return;
+    }
+    objects_->write(data.ptr(), out);
+  }
+
+  canonical_options options_;
+  std::mutex mutex_;
+  std::optional<canonicalizer> canonicalizer_;
+  std::optional<object_canonicalizer> objects_;
+};
+
+// ---- Client ---------------------------------------------------------------------------------
+
+// What a check returned, kept native so a commit can refer to what each entity's check saw.
+struct check_batch {
+  std::string entity_type;
+  hash_scheme scheme = hash_scheme::legacy;
+  std::vector<std::string> ids;
+  std::vector<digest> digests;
+  std::vector<std::optional<std::string>> modified;
+  check_result result;
+
+  py::list reasons() const {
+    py::list out(result.items.size());
+    for (std::size_t i = 0; i < result.items.size(); ++i) out[i] = py::str(std::string(reason_name(result.items[i].why)));
+    return out;
+  }
+  py::list sync_flags() const {
+    py::list out(result.items.size());
+    for (std::size_t i = 0; i < result.items.size(); ++i) out[i] = py::bool_(result.items[i].sync());
+    return out;
+  }
+  py::dict by_reason() const {
+    py::dict d;
+    for (int r = 0; r < reason_count; ++r)
+      if (result.by_reason[static_cast<std::size_t>(r)])
+        d[py::str(std::string(reason_name(static_cast<reason>(r))))] = result.by_reason[static_cast<std::size_t>(r)];
+    return d;
+  }
+  py::object error() const {
+    if (result.error.code == status::ok) return py::none();
+    return py::make_tuple(static_cast<int>(result.error.code), result.error.message);
+  }
+};
+
+py::dict commit_dict(const commit_result& r) {
+  py::list outcomes(r.items.size());
+  static const char* names[] = {"written", "conflict", "error"};
+  for (std::size_t i = 0; i < r.items.size(); ++i) outcomes[i] = py::str(names[static_cast<int>(r.items[i])]);
+  py::dict d("outcomes"_a = outcomes, "written"_a = r.written, "conflicts"_a = r.conflicts, "errors"_a = r.errors,
+             "sync_counts"_a = r.sync_counts);
+  d["error"] = r.error.code == status::ok ? py::object(py::none())
+                                          : py::object(py::make_tuple(static_cast<int>(r.error.code), r.error.message));
+  return d;
+}
+
+py::dict state_dict(const entity_state& s) {
+  py::dict d;
+  d["entity_type"] = s.entity_type;
+  d["entity_id"] = s.entity_id;
+  d["local_id"] = s.local_id ? py::object(py::str(*s.local_id)) : py::object(py::none());
+  d["content_hash"] = s.content_hash;
+  d["last_modified_time"] = s.last_modified_time ? py::object(py::str(*s.last_modified_time)) : py::object(py::none());
+  d["cached_at"] = s.cached_at;
+  d["sync_count"] = s.sync_count;
+  d["hash_scheme"] = std::string(scheme_name(effective_scheme(s)));
+  return d;
+}
+
+py::dict stats_dict(const stats_snapshot& s) {
+  py::dict reasons;
+  for (int r = 0; r < reason_count; ++r)
+    reasons[py::str(std::string(reason_name(static_cast<reason>(r))))] = s.by_reason[static_cast<std::size_t>(r)];
+  auto latency = [](const latency_summary& l) {
+    return py::dict("count"_a = l.count, "p50_ms"_a = l.p50_ms, "p99_ms"_a = l.p99_ms, "max_ms"_a = l.max_ms);
+  };
+  return py::dict("reasons"_a = reasons, "checked"_a = s.checked, "skipped"_a = s.skipped, "to_sync"_a = s.to_sync,
+                  "cache_errors"_a = s.cache_errors, "synced"_a = s.synced, "conflicts"_a = s.conflicts,
+                  "failed"_a = s.failed, "hit_rate"_a = s.hit_rate, "check_latency"_a = latency(s.check_latency),
+                  "commit_latency"_a = latency(s.commit_latency));
+}
+
+std::optional<std::string> optional_text(const py::handle& h) {
+  if (h.is_none()) return std::nullopt;
+  if (py::isinstance<py::str>(h)) return h.cast<std::string>();
+  return py::str(h).cast<std::string>();
+}
+
+std::string id_text(const py::handle& h) {
+  if (py::isinstance<py::str>(h)) return h.cast<std::string>();
+  if (py::isinstance<py::bytes>(h)) return h.cast<std::string>();
+  if (h.is_none()) return std::string();
+  return py::str(h).cast<std::string>();
+}
+
+class cache_client {
+ public:
+  explicit cache_client(client c) : client_(std::move(c)) {}
+
+  static std::unique_ptr<cache_client> open(const std::optional<std::string>& url, const py::kwargs& kw) {
+    client_config cfg;
+    if (url) cfg = unwrap(parse_redis_url(*url));
+    for (auto item : kw) {
+      const std::string key = item.first.cast<std::string>();
+      const py::handle v = item.second;
+      if (v.is_none()) continue;
+      if (key == "key_prefix") cfg.key_prefix = v.cast<std::string>();
+      else if (key == "ttl_seconds") cfg.ttl_seconds = v.cast<std::int64_t>();
+      else if (key == "max_age_seconds") cfg.max_age_seconds = v.cast<std::int64_t>();
+      else if (key == "mget_chunk") cfg.mget_chunk = v.cast<std::size_t>();
+      else if (key == "connect_timeout_ms") cfg.connect_timeout = std::chrono::milliseconds(v.cast<std::int64_t>());
+      else if (key == "command_timeout_ms") cfg.command_timeout = std::chrono::milliseconds(v.cast<std::int64_t>());
+      else if (key == "keepalive_seconds") cfg.keepalive_seconds = v.cast<int>();
+      else if (key == "breaker_failures") cfg.breaker_failures = v.cast<int>();
+      else if (key == "breaker_cooldown_ms") cfg.breaker_cooldown = std::chrono::milliseconds(v.cast<std::int64_t>());
+      else if (key == "username") cfg.username = v.cast<std::string>();
+      else if (key == "password") cfg.password = v.cast<std::string>();
+      else if (key == "db") cfg.db = v.cast<int>();
+      else if (key == "tls_ca_file") { cfg.tls.ca_file = v.cast<std::string>(); cfg.tls.enabled = true; }
+      else if (key == "tls_ca_dir") { cfg.tls.ca_dir = v.cast<std::string>(); cfg.tls.enabled = true; }
+      else if (key == "tls_cert_file") cfg.tls.cert_file = v.cast<std::string>();
+      else if (key == "tls_key_file") cfg.tls.key_file = v.cast<std::string>();
+      else if (key == "tls_server_name") cfg.tls.server_name = v.cast<std::string>();
+      else if (key == "tls_insecure") cfg.tls.insecure = v.cast<bool>();
+      else if (key == "tls_verify_hostname") cfg.tls.verify_hostname = v.cast<bool>();
+      else if (key == "tls") cfg.tls.enabled = v.cast<bool>();
+      else throw_status(make_error(status::invalid_argument, "unknown client option '" + key + "'"));
+    }
+    py::gil_scoped_release release;
+    return std::make_unique<cache_client>(unwrap(client::connect(std::move(cfg))));
+  }
+
+  // ids, digests and last-modified values come as parallel sequences (what the facade has).
+  std::shared_ptr<check_batch> check(const std::string& entity_type, const py::sequence& ids, const py::sequence& digests,
+                                     const py::object& modified, const std::string& scheme, const py::object& force) {
+    auto batch = std::make_shared<check_batch>();
+    batch->entity_type = entity_type;
+    batch->scheme = scheme_from(scheme);
+    const std::size_t n = py::len(ids);
+    if (py::len(digests) != n) throw_status(make_error(status::invalid_argument, "ids and digests differ in length"));
+    batch->ids.reserve(n);
+    batch->digests.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      batch->ids.push_back(id_text(ids[i]));
+      batch->digests.push_back(digest_from(digests[i]));
+    }
+    batch->modified.resize(n);
+    if (!modified.is_none()) {
+      auto seq = modified.cast<py::sequence>();
+      if (py::len(seq) != n) throw_status(make_error(status::invalid_argument, "ids and last_modified differ in length"));
+      for (std::size_t i = 0; i < n; ++i) batch->modified[i] = optional_text(seq[i]);
+    }
+    std::vector<bool> forces(n, false);
+    if (py::isinstance<py::bool_>(force)) {
+      std::fill(forces.begin(), forces.end(), force.cast<bool>());
+    } else if (!force.is_none()) {
+      auto seq = force.cast<py::sequence>();
+      if (py::len(seq) != n) throw_status(make_error(status::invalid_argument, "ids and force differ in length"));
+      for (std::size_t i = 0; i < n; ++i) forces[i] = py::bool_(seq[i]);
+    }
+    run_check(*batch, forces);
+    return batch;
+  }
+
+  // The raw-bytes path: ids and digests come from the page records, never through Python.
+  std::shared_ptr<check_batch> check_page(const std::string& entity_type, const page_records& page,
+                                          const std::string& scheme, bool force) {
+    auto batch = std::make_shared<check_batch>();
+    batch->entity_type = entity_type;
+    batch->scheme = scheme_from(scheme);
+    py::gil_scoped_release release;
+    for (const auto& rec : page.records) {
+      // Items that failed to hash keep an empty id: decided no_id, so they sync (or fail).
+      batch->ids.push_back(rec.ok() ? rec.id : std::string());
+      batch->digests.push_back(rec.content_digest);
+      batch->modified.push_back(rec.last_modified_time);
+    }
+    std::vector<bool> forces(batch->ids.size(), force);
+    run_check_nogil(*batch, forces);
+    return batch;
+  }
+
+  // Commits entities at `indices` of a check batch, conditional on what that check saw.
+  py::dict commit_checked(const check_batch& batch, const std::vector<std::size_t>& indices,
+                          const py::object& local_ids) {
+    std::vector<std::optional<std::string>> locals(indices.size());
+    if (!local_ids.is_none()) {
+      auto seq = local_ids.cast<py::sequence>();
+      if (py::len(seq) != indices.size()) throw_status(make_error(status::invalid_argument, "indices and local_ids differ in length"));
+      for (std::size_t i = 0; i < indices.size(); ++i) locals[i] = optional_text(seq[i]);
+    }
+    for (std::size_t idx : indices)
+      if (idx >= batch.ids.size()) throw_status(make_error(status::invalid_argument, "commit index out of range"));
+    commit_result r;
+    {
+      py::gil_scoped_release release;
+      std::vector<commit_item> items;
+      items.reserve(indices.size());
+      for (std::size_t i = 0; i < indices.size(); ++i) {
+        const std::size_t k = indices[i];
+        commit_item item;
+        item.entity_type = batch.entity_type;
+        item.entity_id = batch.ids[k];
+        item.content_digest = batch.digests[k];
+        item.scheme = batch.scheme;
+        if (batch.modified[k]) item.last_modified_time = *batch.modified[k];
+        if (locals[i]) item.local_id = *locals[i];
+        item.observed = &batch.result.items[k].observed;
+        items.push_back(item);
+      }
+      r = client_.commit(items);
+    }
+    return commit_dict(r);
+  }
+
+  // Unconditional writes (legacy mark_entity_synced, cache warming): no check preceded them.
+  py::dict commit(const std::string& entity_type, const py::sequence& ids, const py::sequence& digests,
+                  const py::object& modified, const py::object& local_ids, const std::string& scheme, bool warm) {
+    const std::size_t n = py::len(ids);
+    if (py::len(digests) != n) throw_status(make_error(status::invalid_argument, "ids and digests differ in length"));
+    std::vector<std::string> id_store(n);
+    std::vector<digest> digest_store(n);
+    std::vector<std::optional<std::string>> mod_store(n), local_store(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      id_store[i] = id_text(ids[i]);
+      digest_store[i] = digest_from(digests[i]);
+    }
+    if (!modified.is_none()) {
+      auto seq = modified.cast<py::sequence>();
+      for (std::size_t i = 0; i < n && i < py::len(seq); ++i) mod_store[i] = optional_text(seq[i]);
+    }
+    if (!local_ids.is_none()) {
+      auto seq = local_ids.cast<py::sequence>();
+      for (std::size_t i = 0; i < n && i < py::len(seq); ++i) local_store[i] = optional_text(seq[i]);
+    }
+    const hash_scheme sch = scheme_from(scheme);
+    commit_result r;
+    {
+      py::gil_scoped_release release;
+      if (warm) {
+        std::vector<warm_record> records(n);
+        for (std::size_t i = 0; i < n; ++i) {
+          records[i].entity_id = id_store[i];
+          records[i].content_digest = digest_store[i];
+          records[i].scheme = sch;
+          if (mod_store[i]) records[i].last_modified_time = *mod_store[i];
+          if (local_store[i]) records[i].local_id = *local_store[i];
+        }
+        r = client_.warm(entity_type, records);
+      } else {
+        std::vector<commit_item> items(n);
+        for (std::size_t i = 0; i < n; ++i) {
+          items[i].entity_type = entity_type;
+          items[i].entity_id = id_store[i];
+          items[i].content_digest = digest_store[i];
+          items[i].scheme = sch;
+          if (mod_store[i]) items[i].last_modified_time = *mod_store[i];
+          if (local_store[i]) items[i].local_id = *local_store[i];
+        }
+        r = client_.commit(items);
+      }
+    }
+    return commit_dict(r);
+  }
+
+  py::object get_state(const std::string& entity_type, const std::string& entity_id) {
+    result<std::optional<entity_state>> r = [&] {
+      py::gil_scoped_release release;
+      return client_.get_state(entity_type, entity_id);
+    }();
+    auto state = unwrap(std::move(r));
+    if (!state) return py::none();
+    return state_dict(*state);
+  }
+
+  std::uint64_t invalidate(const std::string& entity_type, const std::optional<std::string>& entity_id) {
+    py::gil_scoped_release release;
+    if (entity_id) return unwrap(client_.invalidate(entity_type, *entity_id));
+    return unwrap(client_.invalidate_type(entity_type));
+  }
+
+  void mark_batch_complete(const std::string& entity_type, const std::string& batch_id, const std::string& stats_json) {
+    py::gil_scoped_release release;
+    unwrap(client_.mark_batch_complete(entity_type, batch_id, stats_json));
+  }
+
+  bool was_batch_synced_recently(const std::string& entity_type, std::int64_t window_seconds) {
+    py::gil_scoped_release release;
+    return unwrap(client_.was_batch_synced_recently(entity_type, window_seconds));
+  }
+
+  void ping() {
+    py::gil_scoped_release release;
+    unwrap(client_.ping());
+  }
+
+  py::dict stats() const { return stats_dict(client_.stats()); }
+  void reset_stats() { client_.reset_stats(); }
+  std::uint64_t connect_attempts() const { return client_.connect_attempts(); }
+
+  py::dict config() const {
+    const auto& c = client_.config();
+    return py::dict("host"_a = c.host, "port"_a = c.port, "unix_path"_a = c.unix_path, "db"_a = c.db,
+                    "tls"_a = c.tls.enabled, "key_prefix"_a = c.key_prefix, "ttl_seconds"_a = c.ttl_seconds,
+                    "max_age_seconds"_a = c.max_age_seconds, "mget_chunk"_a = c.mget_chunk, "cluster"_a = c.cluster,
+                    "connect_timeout_ms"_a = c.connect_timeout.count(), "command_timeout_ms"_a = c.command_timeout.count());
+  }
+
+ private:
+  void run_check(check_batch& batch, const std::vector<bool>& forces) {
+    py::gil_scoped_release release;
+    run_check_nogil(batch, forces);
+  }
+
+  void run_check_nogil(check_batch& batch, const std::vector<bool>& forces) {
+    std::vector<entity_check> checks(batch.ids.size());
+    for (std::size_t i = 0; i < checks.size(); ++i) {
+      checks[i].entity_type = batch.entity_type;
+      checks[i].entity_id = batch.ids[i];
+      checks[i].content_digest = batch.digests[i];
+      checks[i].scheme = batch.scheme;
+      if (batch.modified[i]) checks[i].last_modified_time = *batch.modified[i];
+      checks[i].force = forces[i];
+    }
+    batch.result = client_.check(checks);
+  }
+
+  client client_;
+};
+
+}  // namespace
+}  // namespace tds::python
+
+PYBIND11_MODULE(_native, m) {
+  using namespace tds;
+  using namespace tds::python;
+  m.doc() = "tdscache native core (private: import tdscache instead)";
+
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const native_error& e) {
+      translate(e);
+    }
+  });
+
+#ifdef TDS_VERSION_STRING
+  m.attr("__version__") = TDS_VERSION_STRING;
+#endif
+  m.def("status_name", [](int code) { return std::string(status_name(static_cast<status>(code))); });
+  m.def("reason_names", [] {
+    std::vector<std::string> names;
+    for (int r = 0; r < reason_count; ++r) names.emplace_back(reason_name(static_cast<reason>(r)));
+    return names;
+  });
+  m.def("legacy_excluded_fields", [] { return legacy_excluded_fields(); });
+  m.def("sha256", [](const py::bytes& b) {
+    std::string_view v(PyBytes_AS_STRING(b.ptr()), static_cast<std::size_t>(PyBytes_GET_SIZE(b.ptr())));
+    return digest_bytes(sha256(v));
+  });
+  m.def("parse_iso8601", [](const std::string& text) -> py::object {
+    auto t = parse_iso8601(text);
+    if (!t) return py::none();
+    return py::make_tuple(t->seconds, t->nanos);
+  });
+  m.def("decode_state", [](const std::string& value) { return state_dict(unwrap(decode_state(value))); });
+  m.def("state_key", [](const std::string& prefix, const std::string& type, const std::string& id) {
+    return py::bytes(state_key(prefix, type, id));
+  });
+
+  py::class_<hasher>(m, "Hasher")
+      .def(py::init<const std::string&, bool, std::optional<std::vector<std::string>>, std::vector<std::string>, std::size_t>(),
+           "scheme"_a = "legacy", py::kw_only(), "strict"_a = false, "exclude_fields"_a = py::none(),
+           "exclude_pointers"_a = std::vector<std::string>{}, "max_depth"_a = 512)
+      .def_property_readonly("scheme", &hasher::scheme)
+      .def_property_readonly("strict", &hasher::strict)
+      .def("canonical", &hasher::canonical, "data"_a)
+      .def("digest", &hasher::digest_of, "data"_a)
+      .def("hexdigest", &hasher::hexdigest, "data"_a)
+      .def("digest_many", &hasher::digest_many, "items"_a)
+      .def("hash_page", &hasher::hash_page, "body"_a, py::kw_only(), "items_key"_a = "items", "id_field"_a = "item_id",
+           "modified_field"_a = "last_modified_time");
+
+  py::class_<page_records>(m, "PageRecords")
+      .def("__len__", [](const page_records& p) { return p.records.size(); })
+      .def_property_readonly("has_more_page", [](const page_records& p) -> py::object {
+        return p.has_more_page ? py::object(py::bool_(*p.has_more_page)) : py::object(py::none());
+      })
+      .def_property_readonly("ids", [](const page_records& p) {
+        py::list out(p.records.size());
+        for (std::size_t i = 0; i < p.records.size(); ++i) out[i] = py::str(p.records[i].id);
+        return out;
+      })
+      .def_property_readonly("last_modified_times", [](const page_records& p) {
+        py::list out(p.records.size());
+        for (std::size_t i = 0; i < p.records.size(); ++i)
+          out[i] = p.records[i].last_modified_time ? py::object(py::str(*p.records[i].last_modified_time)) : py::object(py::none());
+        return out;
+      })
+      .def_property_readonly("digests", [](const page_records& p) {
+        py::list out(p.records.size());
+        for (std::size_t i = 0; i < p.records.size(); ++i) out[i] = digest_bytes(p.records[i].content_digest);
+        return out;
+      })
+      .def_property_readonly("spans", [](const page_records& p) {
+        py::list out(p.records.size());
+        for (std::size_t i = 0; i < p.records.size(); ++i) out[i] = py::make_tuple(p.records[i].offset, p.records[i].length);
+        return out;
+      })
+      .def_property_readonly("errors", [](const page_records& p) {
+        py::list out(p.records.size());
+        for (std::size_t i = 0; i < p.records.size(); ++i) {
+          const auto& e = p.records[i].error;
+          out[i] = e.code == status::ok ? py::object(py::none())
+                                        : py::object(py::make_tuple(static_cast<int>(e.code), std::string(status_name(e.code)), e.message));
+        }
+        return out;
+      });
+
+  py::class_<check_batch, std::shared_ptr<check_batch>>(m, "CheckBatch")
+      .def("__len__", [](const check_batch& b) { return b.result.items.size(); })
+      .def_property_readonly("entity_type", [](const check_batch& b) { return b.entity_type; })
+      .def_property_readonly("ids", [](const check_batch& b) { return b.ids; })
+      .def_property_readonly("reasons", &check_batch::reasons)
+      .def_property_readonly("sync_flags", &check_batch::sync_flags)
+      .def_property_readonly("by_reason", &check_batch::by_reason)
+      .def_property_readonly("to_sync", [](const check_batch& b) { return b.result.to_sync; })
+      .def_property_readonly("skipped", [](const check_batch& b) { return b.result.skipped; })
+      .def_property_readonly("cache_errors", [](const check_batch& b) { return b.result.cache_errors; })
+      .def_property_readonly("error", &check_batch::error)
+      .def("digest", [](const check_batch& b, std::size_t i) {
+        if (i >= b.digests.size()) throw py::index_error();
+        return digest_bytes(b.digests[i]);
+      });
+
+  py::class_<cache_client>(m, "Client")
+      .def(py::init(&cache_client::open), "url"_a = py::none())
+      .def("check", &cache_client::check, "entity_type"_a, "ids"_a, "digests"_a, "last_modified"_a = py::none(),
+           py::kw_only(), "scheme"_a = "legacy", "force"_a = false)
+      .def("check_page", &cache_client::check_page, "entity_type"_a, "page"_a, py::kw_only(), "scheme"_a = "legacy",
+           "force"_a = false)
+      .def("commit_checked", &cache_client::commit_checked, "batch"_a, "indices"_a, "local_ids"_a = py::none())
+      .def("commit", &cache_client::commit, "entity_type"_a, "ids"_a, "digests"_a, "last_modified"_a = py::none(),
+           "local_ids"_a = py::none(), py::kw_only(), "scheme"_a = "legacy", "warm"_a = false)
+      .def("get_state", &cache_client::get_state, "entity_type"_a, "entity_id"_a)
+      .def("invalidate", &cache_client::invalidate, "entity_type"_a, "entity_id"_a = py::none())
+      .def("mark_batch_complete", &cache_client::mark_batch_complete, "entity_type"_a, "batch_id"_a, "stats_json"_a)
+      .def("was_batch_synced_recently", &cache_client::was_batch_synced_recently, "entity_type"_a, "window_seconds"_a)
+      .def("ping", &cache_client::ping)
+      .def("stats", &cache_client::stats)
+      .def("reset_stats", &cache_client::reset_stats)
+      .def("connect_attempts", &cache_client::connect_attempts)
+      .def("config", &cache_client::config);
+}
