@@ -144,7 +144,12 @@ class hasher {
     std::string all;
     std::vector<std::size_t> ends;
     ends.reserve(n);
+    std::size_t walked = 0;
     for (const auto& item : items) {
+      // The object walk needs the GIL; let other threads (an event loop) run now and then.
+      if (++walked % 512 == 0) {
+        py::gil_scoped_release yield;
+      }
       if (auto b = as_bytes(item)) {
         std::lock_guard<std::mutex> lock(mutex_);
         auto r = canonicalizer_->canonicalize(b->view);
