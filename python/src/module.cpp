@@ -117,7 +117,8 @@ class hasher {
   }
 
   py::bytes digest_of(const py::handle& data) {
-    std::string text;
+    thread_local std::string text;
+    text.clear();
     if (auto b = as_bytes(data)) {
       digest d;
       {
@@ -141,8 +142,11 @@ class hasher {
   // Canonical text for every object first (GIL held), then all SHA-256s without the GIL.
   py::list digest_many(const py::sequence& items) {
     const std::size_t n = py::len(items);
-    std::string all;
-    std::vector<std::size_t> ends;
+    // Kept per thread across calls: a fresh multi-megabyte buffer each call costs page faults.
+    thread_local std::string all;
+    thread_local std::vector<std::size_t> ends;
+    all.clear();
+    ends.clear();
     ends.reserve(n);
     std::size_t walked = 0;
     for (const auto& item : items) {
@@ -212,8 +216,14 @@ struct check_batch {
   check_result result;
 
   py::list reasons() const {
+    // One str object per reason, shared: building a list of 100,000 reasons allocates nothing.
+    static const std::vector<py::object> names = [] {
+      std::vector<py::object> v;
+      for (int r = 0; r < reason_count; ++r) v.push_back(py::str(std::string(reason_name(static_cast<reason>(r)))));
+      return v;
+    }();
     py::list out(result.items.size());
-    for (std::size_t i = 0; i < result.items.size(); ++i) out[i] = py::str(std::string(reason_name(result.items[i].why)));
+    for (std::size_t i = 0; i < result.items.size(); ++i) out[i] = names[static_cast<std::size_t>(result.items[i].why)];
     return out;
   }
   py::list sync_flags() const {

@@ -110,16 +110,17 @@ std::uint64_t object_canonicalizer::step_pointers(std::uint64_t active, std::siz
 void object_canonicalizer::write(PyObject* obj, std::string& out) {
   const std::uint64_t all = pointers_.empty() ? 0 : (std::uint64_t{1} << pointers_.size()) - 1;
   members_.clear();
+  entries_.clear();
   write_value(obj, 0, all, out);
 }
 
 void object_canonicalizer::write_value(PyObject* obj, std::size_t depth, std::uint64_t active, std::string& out) {
   if (obj == Py_None) {
-    out.append("null");
+    out.append(std::string_view("null"));
   } else if (obj == Py_True) {
-    out.append("true");
+    out.append(std::string_view("true"));
   } else if (obj == Py_False) {
-    out.append("false");
+    out.append(std::string_view("false"));
   } else if (PyUnicode_Check(obj)) {
     write_str(obj, out);
   } else if (PyLong_Check(obj)) {
@@ -230,7 +231,7 @@ void object_canonicalizer::write_sequence(PyObject* seq, std::size_t depth, std:
       next = step_pointers(active, depth - 1, std::string_view(index_text, static_cast<std::size_t>(r.ptr - index_text)), excluded);
     }
     if (excluded) continue;
-    if (!first) out.append(legacy ? ", " : ",");
+    if (!first) out.append(legacy ? std::string_view(", ") : std::string_view(","));
     first = false;
     write_value(items[i], depth, next, out);
   }
@@ -269,20 +270,22 @@ void object_canonicalizer::write_dict(PyObject* dict, std::size_t depth, std::ui
   } guard{keep_alive};
 
   // json.dumps accepts str, int, float, bool and None keys, sorting the original keys
-  // (so mixed types raise TypeError) and printing the others as JSON text.
+  // (so mixed types raise TypeError) and printing the others as JSON text. Almost every dict
+  // has only str keys: one pass collects them, and only a non-str key takes the slow path.
   PyObject* key;
   PyObject* value;
   Py_ssize_t pos = 0;
+  const std::size_t entry_mark = entries_.size();
   bool all_str = true;
-  while (PyDict_Next(dict, &pos, &key, &value))
-    if (!PyUnicode_Check(key)) all_str = false;
-
-  std::vector<std::pair<PyObject*, PyObject*>> entries;
-  entries.reserve(static_cast<std::size_t>(PyDict_GET_SIZE(dict)));
-  if (all_str) {
-    pos = 0;
-    while (PyDict_Next(dict, &pos, &key, &value)) entries.emplace_back(key, value);
-  } else {
+  while (PyDict_Next(dict, &pos, &key, &value)) {
+    if (!PyUnicode_Check(key)) {
+      all_str = false;
+      break;
+    }
+    entries_.emplace_back(key, value);
+  }
+  if (!all_str) {
+    entries_.resize(entry_mark);
     if (scheme == hash_scheme::jcs) raise(status::invalid_argument, "RFC 8785 member names must be strings");
     py_ref keys(PyDict_Keys(dict));
     if (!keys.p || PyList_Sort(keys.p) < 0) python_error();
@@ -306,14 +309,17 @@ void object_canonicalizer::write_dict(PyObject* dict, std::size_t depth, std::ui
       }
       if (!text) python_error();
       keep_alive.push_back(text);
-      entries.emplace_back(text, PyDict_GetItem(dict, k));
+      entries_.emplace_back(text, PyDict_GetItem(dict, k));
     }
   }
+  const std::size_t entry_end = entries_.size();
 
   const std::size_t member_mark = members_.size();
   const std::size_t out_mark = out.size();
   const auto& sp = specials();
-  for (auto [k, v] : entries) {
+  for (std::size_t e = entry_mark; e < entry_end; ++e) {
+    PyObject* k = entries_[e].first;
+    PyObject* v = entries_[e].second;
     const std::string_view name = key_text(k, keep_alive);
     bool excluded = top && is_excluded_name(name);
     std::uint64_t next = 0;
@@ -321,11 +327,14 @@ void object_canonicalizer::write_dict(PyObject* dict, std::size_t depth, std::ui
     if (excluded) continue;
     if (top && legacy && v == Py_None) continue;
     const std::size_t value_offset = out.size();
-    if (top && is_instance(v, sp.decimal)) {
+    // Decimal and datetime are neither str, int, float, list nor dict: test only those others.
+    const bool plain_json = PyUnicode_Check(v) || PyLong_Check(v) || PyFloat_Check(v) || PyDict_Check(v) ||
+                            PyList_Check(v) || v == Py_None;
+    if (top && !plain_json && is_instance(v, sp.decimal)) {
       py_ref text(PyObject_Str(v));  // the production service stores str(Decimal)
       if (!text.p) python_error();
       write_str(text.p, out);
-    } else if (top && is_instance(v, sp.datetime)) {
+    } else if (top && !plain_json && is_instance(v, sp.datetime)) {
       py_ref text(PyObject_CallMethod(v, "isoformat", nullptr));  // and datetime.isoformat()
       if (!text.p) python_error();
       write_str(text.p, out);
@@ -338,7 +347,8 @@ void object_canonicalizer::write_dict(PyObject* dict, std::size_t depth, std::ui
   auto first = members_.begin() + static_cast<std::ptrdiff_t>(member_mark);
   auto last = members_.end();
   if (all_str) {
-    std::stable_sort(first, last, [scheme](const member& a, const member& b) {
+    // str keys of one dict are distinct, so no tie needs a stable order.
+    std::sort(first, last, [scheme](const member& a, const member& b) {
       return detail::compare_member_names(a.key, b.key, scheme) < 0;
     });
   }
@@ -346,16 +356,17 @@ void object_canonicalizer::write_dict(PyObject* dict, std::size_t depth, std::ui
   scratch_.push_back('{');
   bool any = false;
   for (auto it = first; it != last; ++it) {
-    if (any) scratch_.append(legacy ? ", " : ",");
+    if (any) scratch_.append(legacy ? std::string_view(", ") : std::string_view(","));
     any = true;
     write_str(it->key_object, scratch_);
-    scratch_.append(legacy ? ": " : ":");
+    scratch_.append(legacy ? std::string_view(": ") : std::string_view(":"));
     scratch_.append(out, it->value_offset, it->value_length);
   }
   scratch_.push_back('}');
   out.resize(out_mark);
   out.append(scratch_);
   members_.resize(member_mark);
+  entries_.resize(entry_mark);
 }
 
 }  // namespace tds::python

@@ -52,6 +52,7 @@ class object_canonicalizer {
   std::vector<std::string> excluded_;
   std::vector<std::vector<std::string>> pointers_;
   std::vector<member> members_;
+  std::vector<std::pair<PyObject*, PyObject*>> entries_;  // a stack shared by nested dicts
   std::string scratch_;
 };
 

@@ -46,7 +46,6 @@ class CheckReport:
     conditional on what this check saw."""
 
     batch: Any
-    ids: list[str]
     reasons: list[str]
     sync: list[bool]
     to_sync: int
@@ -58,13 +57,17 @@ class CheckReport:
 
     @classmethod
     def from_native(cls, batch: Any) -> "CheckReport":
-        return cls(batch=batch, ids=list(batch.ids), reasons=list(batch.reasons),
+        return cls(batch=batch, reasons=list(batch.reasons),
                    sync=list(batch.sync_flags), to_sync=int(batch.to_sync), skipped=int(batch.skipped),
                    cache_errors=int(batch.cache_errors), by_reason=dict(batch.by_reason),
                    error=batch.error)
 
     def __len__(self) -> int:
         return len(self.reasons)
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self.batch.ids)
 
     @property
     def total(self) -> int:
