@@ -125,29 +125,28 @@ int open_client(tds_client** out, tds::result<tds::client> opened) {
   return TDS_OK;
 }
 
-int read_entity(tds::entity_check& e, const tds_entity& in, std::size_t i) {
-  constexpr const char* fn = "tds_client_check";
-  if (!read_field(e.entity_type, in.entity_type, in.entity_type_len, fn, "entity_type", i) ||
-      !read_field(e.entity_id, in.entity_id, in.entity_id_len, fn, "entity_id", i) ||
-      !read_scheme(e.scheme, in.scheme, fn)) {
+// The fields tds_entity and tds_commit_item share: who the entity is and what its digest is.
+template <class Out, class In>
+int read_entity_fields(Out& out, const In& in, const char* function, std::size_t i) {
+  if (!read_field(out.entity_type, in.entity_type, in.entity_type_len, function, "entity_type", i) ||
+      !read_field(out.entity_id, in.entity_id, in.entity_id_len, function, "entity_id", i) ||
+      !read_scheme(out.scheme, in.scheme, function)) {
     return TDS_E_INVALID_ARGUMENT;
   }
-  read_optional_field(e.last_modified_time, in.last_modified_time, in.last_modified_time_len);
-  e.content_digest = to_digest(in.digest);
+  read_optional_field(out.last_modified_time, in.last_modified_time, in.last_modified_time_len);
+  out.content_digest = to_digest(in.digest);
+  return TDS_OK;
+}
+
+int read_entity(tds::entity_check& e, const tds_entity& in, std::size_t i) {
+  if (const int rc = read_entity_fields(e, in, "tds_client_check", i); rc != TDS_OK) return rc;
   e.force = in.force != 0;
   return TDS_OK;
 }
 
 int read_commit_item(tds::commit_item& c, const tds_commit_item& in, std::size_t i) {
-  constexpr const char* fn = "tds_client_commit";
-  if (!read_field(c.entity_type, in.entity_type, in.entity_type_len, fn, "entity_type", i) ||
-      !read_field(c.entity_id, in.entity_id, in.entity_id_len, fn, "entity_id", i) ||
-      !read_scheme(c.scheme, in.scheme, fn)) {
-    return TDS_E_INVALID_ARGUMENT;
-  }
-  read_optional_field(c.last_modified_time, in.last_modified_time, in.last_modified_time_len);
+  if (const int rc = read_entity_fields(c, in, "tds_client_commit", i); rc != TDS_OK) return rc;
   read_optional_field(c.local_id, in.local_id, in.local_id_len);
-  c.content_digest = to_digest(in.digest);
   c.observed = nullptr;
   if (in.checked == nullptr) return TDS_OK;
   const auto& checked = *in.checked;
@@ -170,12 +169,10 @@ int read_commit_item(tds::commit_item& c, const tds_commit_item& in, std::size_t
 
 int read_warm_record(tds::warm_record& w, const tds_warm_record& in, std::size_t i) {
   constexpr const char* fn = "tds_client_warm";
-  tds::hash_scheme scheme{};
   if (!read_field(w.entity_id, in.entity_id, in.entity_id_len, fn, "entity_id", i) ||
-      !read_scheme(scheme, in.scheme, fn)) {
+      !read_scheme(w.scheme, in.scheme, fn)) {
     return TDS_E_INVALID_ARGUMENT;
   }
-  w.scheme = scheme;
   read_optional_field(w.last_modified_time, in.last_modified_time, in.last_modified_time_len);
   read_optional_field(w.local_id, in.local_id, in.local_id_len);
   w.content_digest = to_digest(in.digest);

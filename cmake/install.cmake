@@ -1,4 +1,5 @@
 # Install rules: headers, both libraries, an exported CMake package and a pkg-config file.
+# Dependencies the static library needs in a consumer are found by tdscacheConfig.cmake.
 include(CMakePackageConfigHelpers)
 
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/tdscache DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
@@ -24,5 +25,18 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/tdscacheConfigVersion.cma
 install(FILES ${PROJECT_BINARY_DIR}/tdscacheConfig.cmake ${PROJECT_BINARY_DIR}/tdscacheConfigVersion.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/tdscache)
 
+# The .pc file finds its prefix from where it lies (${pcfiledir}), so the tree stays right when
+# installed with `cmake --install --prefix` elsewhere than the configured prefix, or moved.
+if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}" OR IS_ABSOLUTE "${CMAKE_INSTALL_INCLUDEDIR}")
+  set(TDS_PC_PREFIX "${CMAKE_INSTALL_PREFIX}")
+  set(TDS_PC_LIBDIR "${CMAKE_INSTALL_FULL_LIBDIR}")
+  set(TDS_PC_INCLUDEDIR "${CMAKE_INSTALL_FULL_INCLUDEDIR}")
+else()
+  file(RELATIVE_PATH TDS_PC_UP "/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/")
+  string(REGEX REPLACE "/$" "" TDS_PC_UP "${TDS_PC_UP}")
+  set(TDS_PC_PREFIX "\${pcfiledir}/${TDS_PC_UP}")
+  set(TDS_PC_LIBDIR "\${prefix}/${CMAKE_INSTALL_LIBDIR}")
+  set(TDS_PC_INCLUDEDIR "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
+endif()
 configure_file(${PROJECT_SOURCE_DIR}/cmake/tdscache.pc.in ${PROJECT_BINARY_DIR}/tdscache.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/tdscache.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
