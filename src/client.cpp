@@ -25,13 +25,26 @@ using steady = std::chrono::steady_clock;
 // The commit script. Runs atomically on the server, one call per key (several keys may share
 // one EVALSHA; see store.hpp). String operations only: cjson costs ~5x a SET per key.
 // The protocol and its invariant are argued in docs/commit-protocol.md.
-constexpr std::string_view commit_script_source = R"lua(-- tdscache commit v1
--- Per key i, ARGV[5*(i-1)+1 .. 5*i] = mode, observed, value, extra, ttl
---   m: write value if the key is missing             (extra = sync_count inside value)
---   p: write value if the key still holds observed   (extra = sync_count inside value)
---   u: write value .. (stored sync_count + 1) .. extra, whatever is stored
---   x: nothing was observed; only delete
--- A condition that fails deletes the key. Result per key: the sync_count written, or 0.
+constexpr std::string_view commit_script_source = R"lua(-- tdscache commit v2
+-- ARGV[1] = TTL in seconds ('0': none). Then per key i, ARGV[3i-1 .. 3i+1] = mode, a, b:
+--   m: write a if the key is missing
+--   p: write b if the key still holds a (the value the check observed)
+--   u: write a .. (stored sync_count + 1) .. b, whatever is stored
+--   x: nothing was observed; delete
+-- A condition that fails deletes the key. Result per key: 1 written (m, p), the sync_count
+-- written (u), 0 conflict (deleted), or the error of the write.
+local ttl = ARGV[1]
+local function write(key, value, get_old)
+  if ttl == '0' then
+    if get_old then return redis.pcall('SET', key, value, 'GET') end
+    return redis.pcall('SET', key, value)
+  end
+  if get_old then return redis.pcall('SET', key, value, 'EX', ttl, 'GET') end
+  return redis.pcall('SET', key, value, 'EX', ttl)
+end
+local function failed(r)
+  return type(r) == 'table' and r.err ~= nil
+end
 local function stored_count(v)
   local at = string.find(v, '"sync_count": ', 1, true)
   local n
@@ -43,35 +56,40 @@ end
 local out = {}
 for i = 1, #KEYS do
   local key = KEYS[i]
-  local b = 5 * (i - 1)
-  local mode = ARGV[b + 1]
-  local cur = redis.pcall('GET', key)
-  local value, count
-  if mode == 'm' then
-    if cur == false then value = ARGV[b + 3]; count = tonumber(ARGV[b + 4]) end
-  elseif mode == 'p' then
-    if cur == ARGV[b + 2] then value = ARGV[b + 3]; count = tonumber(ARGV[b + 4]) end
-  elseif mode == 'u' then
-    count = 1
+  local b = 3 * i - 1
+  local mode = ARGV[b]
+  if mode == 'u' then
+    local cur = redis.pcall('GET', key)
+    local count = 1
     if type(cur) == 'string' then count = stored_count(cur) + 1 end
-    value = ARGV[b + 3] .. string.format('%d', count) .. ARGV[b + 4]
-  end
-  if value == nil then
-    if cur then redis.pcall('DEL', key) end
-    out[i] = 0
-  else
-    local r
-    if ARGV[b + 5] == '0' then
-      r = redis.pcall('SET', key, value)
-    else
-      r = redis.pcall('SET', key, value, 'EX', ARGV[b + 5])
+    local r = write(key, ARGV[b + 1] .. string.format('%d', count) .. ARGV[b + 2], false)
+    if failed(r) then out[i] = r else out[i] = count end
+  elseif mode == 'm' or mode == 'p' then
+    local expected, value = false, ARGV[b + 1]
+    if mode == 'p' then expected, value = ARGV[b + 1], ARGV[b + 2] end
+    -- Set and read the old value in one call; a mismatch is undone by the delete below
+    -- before any other client can see it (the script is atomic).
+    local old = write(key, value, true)
+    if failed(old) then
+      if string.sub(old.err, 1, 9) == 'WRONGTYPE' then
+        old = true  -- a non-string where a state should be: never what was observed
+      else
+        -- The write was refused (OOM, ...). The conflict rule must hold anyway.
+        local cur = redis.pcall('GET', key)
+        if cur == expected then out[i] = old else redis.pcall('DEL', key); out[i] = 0 end
+      end
     end
-    if type(r) == 'table' and r.err then out[i] = r else out[i] = count end
+    if out[i] == nil then
+      if old == expected then out[i] = 1 else redis.pcall('DEL', key); out[i] = 0 end
+    end
+  else
+    redis.pcall('DEL', key)
+    out[i] = 0
   end
 end
 return out
 )lua";
-constexpr std::size_t commit_args_per_key = 5;
+constexpr std::size_t commit_args_per_key = 3;
 
 constexpr std::string_view batch_marker_prefix = "tds:batch:sync:";
 
@@ -122,6 +140,15 @@ std::int64_t stored_sync_count(std::string_view value) noexcept {
     if (auto n = digits_at(i)) return *n;
   }
   return 0;
+}
+
+// The state key layout of state.hpp's state_key(), "{prefix}:{entity_type}:{entity_id}",
+// written into a shared buffer (tests compare the two).
+std::size_t key_size(std::string_view prefix, std::string_view type, std::string_view id) noexcept {
+  return prefix.size() + type.size() + id.size() + 2;
+}
+void append_key(std::string& out, std::string_view prefix, std::string_view type, std::string_view id) {
+  out.append(prefix).append(1, ':').append(type).append(1, ':').append(id);
 }
 
 bool is_transport_status(status s) noexcept {
@@ -245,51 +272,60 @@ check_result client::check(std::span<const entity_check> items) noexcept {
   check_result out;
   try {
     out.items.resize(items.size());
-    std::vector<std::string> key_storage;
-    std::vector<std::string_view> keys;
+    // Keys in one arena: one allocation per batch instead of one per entity.
+    const std::string& prefix = impl_->cfg.key_prefix;
+    std::size_t arena_size = 0;
+    for (const auto& it : items) {
+      if (!it.entity_id.empty()) arena_size += key_size(prefix, it.entity_type, it.entity_id);
+    }
+    std::string arena;
+    arena.reserve(arena_size);
     std::vector<std::size_t> item_of_key;
-    key_storage.reserve(items.size());
-    keys.reserve(items.size());
     item_of_key.reserve(items.size());
     for (std::size_t i = 0; i < items.size(); ++i) {
       // An entity without an id has no key; decide() answers no_id for it.
       if (items[i].entity_id.empty()) continue;
-      key_storage.push_back(state_key(impl_->cfg.key_prefix, items[i].entity_type, items[i].entity_id));
+      append_key(arena, prefix, items[i].entity_type, items[i].entity_id);
       item_of_key.push_back(i);
     }
-    for (const auto& k : key_storage) keys.push_back(k);
+    std::vector<std::string_view> keys;
+    keys.reserve(item_of_key.size());
+    std::size_t at = 0;
+    for (const std::size_t i : item_of_key) {
+      const std::size_t len = key_size(prefix, items[i].entity_type, items[i].entity_id);
+      keys.emplace_back(arena.data() + at, len);
+      at += len;
+    }
 
+    const decision_policy policy{impl_->cfg.max_age_seconds};
+    const instant now = now_utc();
     std::vector<lookup_result> lookups;
+    // Decisions are made as each MGET reply lands, while the server works on the next ones.
+    auto decide_keys = [&](std::size_t first, std::size_t count) {
+      for (std::size_t k = first; k < first + count; ++k) {
+        const std::size_t i = item_of_key[k];
+        lookup_result& found = lookups[k];
+        check_outcome& o = out.items[i];
+        o.why = decide(items[i], cached_lookup{found.kind, found.value}, policy, now);
+        o.observed.kind = found.kind;
+        o.observed.value = std::move(found.value);
+      }
+    };
     detail::batch_report report;
     if (!keys.empty()) {
       std::lock_guard<std::mutex> lock(impl_->mu);
       if (auto refused = impl_->gate()) {
         lookups.resize(keys.size());
         report.note(*refused, keys.size(), false);
+        decide_keys(0, keys.size());
       } else {
-        report = impl_->store->mget(keys, lookups, no_deadline);
+        report = impl_->store->mget(keys, lookups, decide_keys, no_deadline);
         impl_->settle(report.unreachable, report.first_error);
       }
     }
     out.error = report.first_error;
-
-    const decision_policy policy{impl_->cfg.max_age_seconds};
-    const instant now = now_utc();
-    std::size_t k = 0;
     for (std::size_t i = 0; i < items.size(); ++i) {
-      check_outcome& o = out.items[i];
-      cached_lookup lookup;  // kind error: for items without a key, decide() says no_id first
-      if (k < item_of_key.size() && item_of_key[k] == i) {
-        lookup_result& found = lookups[k];
-        lookup.kind = found.kind;
-        lookup.value = found.value;
-        o.why = decide(items[i], lookup, policy, now);
-        o.observed.kind = found.kind;
-        o.observed.value = std::move(found.value);
-        ++k;
-      } else {
-        o.why = decide(items[i], lookup, policy, now);
-      }
+      if (items[i].entity_id.empty()) out.items[i].why = decide(items[i], cached_lookup{}, policy, now);
     }
   } catch (...) {
     // Fail open: whatever went wrong, every entity syncs.
@@ -318,14 +354,29 @@ commit_result client::impl::commit_items(std::span<const commit_item> items) {
   out.items.assign(n, commit_outcome::error);
   out.sync_counts.assign(n, 0);
 
-  // Argument storage: reserved up front and never grown, so the views into it stay valid.
-  std::vector<std::string> storage;
-  storage.reserve(n * 3);
-  detail::script_calls calls;
-  calls.keys.reserve(n);
-  calls.args.reserve(n * commit_args_per_key);
+  // Every argument goes into one arena (or stays in the caller's observed value); views are
+  // made once the arena has stopped growing.
+  struct piece {
+    std::size_t offset = 0;
+    std::size_t length = 0;
+    const char* external = nullptr;  // set: a view of caller memory, not of the arena
+  };
+  struct call_plan {
+    std::string_view mode;
+    piece key, a, b;
+    std::int64_t count = 0;  // the sync_count a conditional write stores; 0: the script says
+  };
+  std::string arena;
+  arena.reserve(n * 384);
+  std::vector<call_plan> plans;
+  plans.reserve(n);
   std::vector<std::size_t> item_of_call;
   item_of_call.reserve(n);
+  auto append = [&](std::string_view text) {
+    const piece p{arena.size(), text.size(), nullptr};
+    arena.append(text);
+    return p;
+  };
 
   const std::string cached_at = format_cached_at(now_utc());
   entity_state st;
@@ -338,49 +389,59 @@ commit_result client::impl::commit_items(std::span<const commit_item> items) {
       }
       continue;
     }
-    st.entity_type.assign(it.entity_type);
-    st.entity_id.assign(it.entity_id);
-    st.local_id = it.local_id ? std::optional<std::string>(std::string(*it.local_id)) : std::nullopt;
-    st.content_hash = it.content_digest.hex();
-    st.last_modified_time = it.last_modified_time
-                                ? std::optional<std::string>(std::string(*it.last_modified_time))
-                                : std::nullopt;
-    // A legacy-scheme entry is written without the field, byte-identical to the legacy
-    // service's values (absent means legacy).
-    st.scheme = it.scheme == hash_scheme::legacy ? std::nullopt : std::optional<hash_scheme>(it.scheme);
-    encoded_state parts = encode_state_parts(st);
-
-    storage.push_back(state_key(cfg.key_prefix, it.entity_type, it.entity_id));
-    calls.keys.push_back(storage.back());
-    std::string_view mode, observed, value, extra;
-    if (it.observed == nullptr) {
-      mode = "u";
-      storage.push_back(std::move(parts.head));
-      value = storage.back();
-      storage.push_back(std::move(parts.tail));
-      extra = storage.back();
-    } else if (it.observed->kind == lookup_kind::error) {
-      mode = "x";  // nothing was observed, so nothing can be vouched for: see the protocol doc
+    call_plan plan;
+    plan.key.offset = arena.size();
+    append_key(arena, cfg.key_prefix, it.entity_type, it.entity_id);
+    plan.key.length = arena.size() - plan.key.offset;
+    if (it.observed != nullptr && it.observed->kind == lookup_kind::error) {
+      plan.mode = "x";  // nothing was observed, so nothing can be vouched for: see the protocol doc
     } else {
-      const std::int64_t count =
-          it.observed->kind == lookup_kind::present ? stored_sync_count(it.observed->value) + 1 : 1;
-      std::string count_text = std::to_string(count);
-      std::string full = std::move(parts.head);
-      full += count_text;
-      full += parts.tail;
-      storage.push_back(std::move(full));
-      value = storage.back();
-      storage.push_back(std::move(count_text));
-      extra = storage.back();
-      if (it.observed->kind == lookup_kind::present) {
-        mode = "p";
-        observed = it.observed->value;
+      st.entity_type.assign(it.entity_type);
+      st.entity_id.assign(it.entity_id);
+      if (it.local_id) st.local_id.emplace(*it.local_id);
+      else st.local_id.reset();
+      st.content_hash.resize(64);
+      it.content_digest.hex_into(st.content_hash.data());
+      if (it.last_modified_time) st.last_modified_time.emplace(*it.last_modified_time);
+      else st.last_modified_time.reset();
+      // A legacy-scheme entry is written without the field, byte-identical to the legacy
+      // service's values (absent means legacy).
+      st.scheme = it.scheme == hash_scheme::legacy ? std::nullopt : std::optional<hash_scheme>(it.scheme);
+      const encoded_state parts = encode_state_parts(st);
+      if (it.observed == nullptr) {
+        plan.mode = "u";
+        plan.a = append(parts.head);
+        plan.b = append(parts.tail);
       } else {
-        mode = "m";
+        const bool present = it.observed->kind == lookup_kind::present;
+        plan.count = present ? stored_sync_count(it.observed->value) + 1 : 1;
+        piece value{arena.size(), 0, nullptr};
+        arena.append(parts.head).append(std::to_string(plan.count)).append(parts.tail);
+        value.length = arena.size() - value.offset;
+        if (present) {
+          plan.mode = "p";
+          plan.a = piece{0, it.observed->value.size(), it.observed->value.data()};
+          plan.b = value;
+        } else {
+          plan.mode = "m";
+          plan.a = value;
+        }
       }
     }
-    calls.args.insert(calls.args.end(), {mode, observed, value, extra, std::string_view(ttl_text)});
+    plans.push_back(plan);
     item_of_call.push_back(i);
+  }
+
+  detail::script_calls calls;
+  calls.shared_args.push_back(ttl_text);
+  calls.keys.reserve(plans.size());
+  calls.args.reserve(plans.size() * commit_args_per_key);
+  auto view = [&](const piece& p) {
+    return std::string_view(p.external != nullptr ? p.external : arena.data() + p.offset, p.length);
+  };
+  for (const auto& plan : plans) {
+    calls.keys.push_back(view(plan.key));
+    calls.args.insert(calls.args.end(), {plan.mode, view(plan.a), view(plan.b)});
   }
 
   std::vector<detail::call_result> results;
@@ -403,7 +464,7 @@ commit_result client::impl::commit_items(std::span<const commit_item> items) {
     if (r.code == status::ok && r.value.type == detail::reply::kind::integer) {
       if (r.value.integer > 0) {
         out.items[i] = commit_outcome::written;
-        out.sync_counts[i] = r.value.integer;
+        out.sync_counts[i] = plans[c].count != 0 ? plans[c].count : r.value.integer;
       } else {
         out.items[i] = commit_outcome::conflict;
       }
@@ -470,7 +531,7 @@ result<std::vector<result<std::optional<entity_state>>>> client::get_states(
     {
       std::lock_guard<std::mutex> lock(impl_->mu);
       if (auto refused = impl_->gate()) return *refused;
-      report = impl_->store->mget(keys, lookups, no_deadline);
+      report = impl_->store->mget(keys, lookups, {}, no_deadline);
       impl_->settle(report.unreachable, report.first_error);
     }
     if (report.unreachable) return report.first_error;

@@ -1,7 +1,8 @@
 // The store for one Redis server: every batch is one pipeline on one session (MGET chunks,
-// packed EVALSHA calls, UNLINK batches, SCAN pages). Also make_store() and escape_glob().
-// Connection handling is transport.cpp; decisions and state encoding are client.cpp's.
+// packed EVALSHA calls, UNLINK batches, SCAN pages), formatted lazily as the socket drains.
+// Also make_store() and escape_glob(). Connections are transport.cpp's; meaning is client.cpp's.
 #include <algorithm>
+#include <map>
 #include <string>
 #include <utility>
 
@@ -10,9 +11,9 @@
 namespace tds::detail {
 namespace {
 
-// Keys per EVALSHA: each call costs ~5 us of script setup on the server, which 64 keys make
-// negligible, while one call still runs only a few hundred microseconds (it blocks the server)
-// and an error reply that fails a whole call (NOPERM) costs at most 64 keys.
+// Keys per EVALSHA: each call costs several microseconds of script setup on the server, which
+// 64 keys make negligible, while one call still runs only a few hundred microseconds (it
+// blocks the server) and an error reply that fails a whole call (NOPERM) costs at most 64 keys.
 constexpr std::size_t keys_per_eval = 64;
 
 // SCAN's COUNT is the work per call: 1000 keeps one call well under a millisecond on the
@@ -22,27 +23,102 @@ constexpr std::string_view scan_count = "1000";
 // UNLINK batch: one command per 1000 keys, the same trade-off as MGET chunks.
 constexpr std::size_t unlink_batch = 1000;
 
+// `name key...` commands of at most `chunk` keys each, formatted one command per next().
+class chunked_source final : public command_source {
+ public:
+  chunked_source(std::string_view name, std::span<const std::string_view> keys, std::size_t chunk)
+      : name_(name), keys_(keys), chunk_(chunk) {}
+  std::size_t commands() const { return (keys_.size() + chunk_ - 1) / chunk_; }
+
+  result<std::string_view> next() override {
+    if (pos_ >= keys_.size()) return std::string_view{};
+    const std::size_t end = std::min(keys_.size(), pos_ + chunk_);
+    argv_.clear();
+    argv_.push_back(name_);
+    argv_.insert(argv_.end(), keys_.begin() + static_cast<std::ptrdiff_t>(pos_),
+                 keys_.begin() + static_cast<std::ptrdiff_t>(end));
+    pos_ = end;
+    bytes_.clear();
+    if (auto r = append_command(bytes_, argv_); !r.ok()) return r.error();
+    return std::string_view(bytes_);
+  }
+  void rewind() override { pos_ = 0; }
+
+ private:
+  std::string_view name_;
+  std::span<const std::string_view> keys_;
+  std::size_t chunk_;
+  std::size_t pos_ = 0;
+  std::vector<std::string_view> argv_;
+  std::string bytes_;
+};
+
+// EVALSHA calls over groups of keys (groups = start indices of runs of keys_per_eval calls),
+// optionally preceded by SCRIPT LOAD, one command per next().
+class eval_source final : public command_source {
+ public:
+  eval_source(const script& s, const script_calls& calls, std::span<const std::size_t> groups,
+              bool load_first)
+      : script_(s), calls_(calls), groups_(groups), load_first_(load_first) {}
+
+  result<std::string_view> next() override {
+    bytes_.clear();
+    if (load_first_ && !load_sent_) {
+      load_sent_ = true;
+      const std::string_view load[] = {"SCRIPT", "LOAD", script_.source};
+      if (auto r = append_command(bytes_, load); !r.ok()) return r.error();
+      return std::string_view(bytes_);
+    }
+    if (pos_ >= groups_.size()) return std::string_view{};
+    const std::size_t n = calls_.keys.size();
+    const std::size_t stride = script_.args_per_key;
+    const std::size_t start = groups_[pos_++];
+    const std::size_t count = std::min(keys_per_eval, n - start);
+    const std::string numkeys = std::to_string(count);
+    argv_.clear();
+    argv_.push_back("EVALSHA");
+    argv_.push_back(script_.sha1);
+    argv_.push_back(numkeys);
+    argv_.insert(argv_.end(), calls_.keys.begin() + static_cast<std::ptrdiff_t>(start),
+                 calls_.keys.begin() + static_cast<std::ptrdiff_t>(start + count));
+    argv_.insert(argv_.end(), calls_.shared_args.begin(), calls_.shared_args.end());
+    argv_.insert(argv_.end(), calls_.args.begin() + static_cast<std::ptrdiff_t>(start * stride),
+                 calls_.args.begin() + static_cast<std::ptrdiff_t>((start + count) * stride));
+    if (auto r = append_command(bytes_, argv_); !r.ok()) return r.error();
+    return std::string_view(bytes_);
+  }
+  void rewind() override {
+    pos_ = 0;
+    load_sent_ = false;
+  }
+
+ private:
+  const script& script_;
+  const script_calls& calls_;
+  std::span<const std::size_t> groups_;
+  bool load_first_;
+  bool load_sent_ = false;
+  std::size_t pos_ = 0;
+  std::vector<std::string_view> argv_;
+  std::string bytes_;
+};
+
 class single_store final : public store {
  public:
   single_store(const client_config& cfg, std::shared_ptr<const tls_context> tls)
       : cfg_(cfg), session_(endpoint::from_config(cfg), cfg, std::move(tls)) {}
 
   batch_report mget(std::span<const std::string_view> keys, std::vector<lookup_result>& out,
-                    deadline until) override {
+                    const ready_handler& on_ready, deadline until) override {
     batch_report report;
     out.clear();
     out.resize(keys.size());
     if (keys.empty()) return report;
     const std::size_t chunk = std::max<std::size_t>(1, cfg_.mget_chunk);
-    auto formatted = format_chunked("MGET", keys, chunk);
-    if (!formatted.ok()) {
-      report.note(formatted.error(), keys.size(), false);
-      return report;
-    }
-    const std::size_t commands = formatted.value();
+    chunked_source source("MGET", keys, chunk);
     std::size_t answered = 0;
     auto r = session_.exchange(
-        buffer_, commands,
+        source, source.commands(),
         [&](std::size_t i, reply& rep) -> result<void> {
           const std::size_t start = i * chunk;
           const std::size_t count = std::min(chunk, keys.size() - start);
@@ -62,21 +138,19 @@ class single_store final : public store {
                             1, false);
               }
             }
-          } else if (rep.is_error()) {
-            report.note(make_error(error_reply_status(rep.str),
-                                   "Redis at " + where() + " refused MGET: " + rep.str),
-                        count, false);
           } else {
-            report.note(make_error(status::protocol, "MGET from Redis at " + where() +
-                                                         " gave an unexpected reply shape"),
-                        count, false);
+            report.note(reply_failure("MGET", rep), count, false);
           }
+          if (on_ready) on_ready(start, count);
           return {};
         },
         until);
     if (!r.ok()) {
+      // A retried exchange starts over, so `answered` counts replies of the last attempt only.
       const std::size_t done_keys = std::min(keys.size(), answered * chunk);
+      for (std::size_t i = done_keys; i < keys.size(); ++i) out[i] = lookup_result{};
       report.note(r.error(), keys.size() - done_keys, true);
+      if (on_ready && done_keys < keys.size()) on_ready(done_keys, keys.size() - done_keys);
     }
     return report;
   }
@@ -89,9 +163,9 @@ class single_store final : public store {
     out.resize(n);
     if (n == 0) return report;
     if (calls.args.size() != n * s.args_per_key) {
-      for (auto& c : out) c.code = status::internal;
-      report.note(make_error(status::internal, "script call arguments do not match the stride"),
-                  n, false);
+      const error e = make_error(status::internal, "script call arguments do not match the stride");
+      fail_calls(out, 0, n, e);
+      report.note(e, n, false);
       return report;
     }
     std::vector<std::size_t> groups;
@@ -99,35 +173,16 @@ class single_store final : public store {
     std::vector<std::size_t> missing_script;
     run_evals(s, calls, groups, out, report, missing_script, until);
     if (!missing_script.empty()) {
-      // The server lost its script cache (restart, SCRIPT FLUSH, failover): load it once and
-      // replay only the calls that did not run.
-      const std::string_view load[] = {"SCRIPT", "LOAD", s.source};
-      auto loaded = session_.command(load, until);
-      error failure;
-      if (!loaded.ok()) {
-        failure = loaded.error();
-      } else if (loaded.value().is_error()) {
-        failure = make_error(error_reply_status(loaded.value().str),
-                             "Redis at " + where() + " refused SCRIPT LOAD: " + loaded.value().str);
-      } else if (loaded.value().str != s.sha1) {
-        failure = make_error(status::internal, "SCRIPT LOAD returned sha " + loaded.value().str +
-                                                   ", expected " + s.sha1);
-      }
-      if (failure.code != status::ok) {
-        for (std::size_t start : missing_script) {
-          const std::size_t count = std::min(keys_per_eval, n - start);
-          fail_calls(out, start, count, failure);
-          report.note(failure, count, !loaded.ok());
-        }
-      } else {
-        std::vector<std::size_t> still_missing;
-        run_evals(s, calls, missing_script, out, report, still_missing, until);
-        for (std::size_t start : still_missing) {
-          const std::size_t count = std::min(keys_per_eval, n - start);
-          const error e = make_error(status::server_error, "NOSCRIPT again after SCRIPT LOAD");
-          fail_calls(out, start, count, e);
-          report.note(e, count, false);
-        }
+      // The server lost its script cache (SCRIPT FLUSH, failover) on this connection: load it
+      // once and replay only the calls that did not run.
+      std::vector<std::size_t> still_missing;
+      loaded_[s.sha1] = 0;
+      run_evals(s, calls, missing_script, out, report, still_missing, until);
+      for (std::size_t start : still_missing) {
+        const std::size_t count = std::min(keys_per_eval, n - start);
+        const error e = make_error(status::server_error, "NOSCRIPT again after SCRIPT LOAD");
+        fail_calls(out, start, count, e);
+        report.note(e, count, false);
       }
     }
     return report;
@@ -139,9 +194,9 @@ class single_store final : public store {
     out.clear();
     out.resize(commands.size());
     if (commands.empty()) return report;
-    buffer_.clear();
+    std::string bytes;
     for (const auto& argv : commands) {
-      if (auto r = append_command(buffer_, argv); !r.ok()) {
+      if (auto r = append_command(bytes, argv); !r.ok()) {
         fail_calls(out, 0, out.size(), r.error());
         report.note(r.error(), out.size(), false);
         return report;
@@ -149,7 +204,7 @@ class single_store final : public store {
     }
     std::size_t answered = 0;
     auto r = session_.exchange(
-        buffer_, commands.size(),
+        bytes, commands.size(),
         [&](std::size_t i, reply& rep) -> result<void> {
           answered = i + 1;
           if (rep.is_error()) {
@@ -169,13 +224,11 @@ class single_store final : public store {
 
   result<std::uint64_t> unlink(std::span<const std::string_view> keys, deadline until) override {
     if (keys.empty()) return std::uint64_t{0};
-    auto formatted = format_chunked("UNLINK", keys, unlink_batch);
-    if (!formatted.ok()) return formatted.error();
-    const std::size_t commands = formatted.value();
+    chunked_source source("UNLINK", keys, unlink_batch);
     std::uint64_t removed = 0;
     error failure;
     auto r = session_.exchange(
-        buffer_, commands,
+        source, source.commands(),
         [&](std::size_t, reply& rep) -> result<void> {
           if (rep.type == reply::kind::integer) {
             removed += static_cast<std::uint64_t>(rep.integer);
@@ -211,20 +264,22 @@ class single_store final : public store {
     std::vector<std::string> keys;
     std::uint64_t removed = 0;
     bool first = true;
+    std::string bytes;
+    std::vector<std::string_view> argv;
     // Each round trip carries the UNLINK of the previous page and the SCAN of the next one.
     while (first || cursor != "0" || !keys.empty()) {
-      buffer_.clear();
+      bytes.clear();
       std::size_t commands = 0;
       if (!keys.empty()) {
-        argv_.assign({"UNLINK"});
-        for (const auto& k : keys) argv_.push_back(k);
-        if (auto r = append_command(buffer_, argv_); !r.ok()) return r.error();
+        argv.assign({"UNLINK"});
+        for (const auto& k : keys) argv.push_back(k);
+        if (auto r = append_command(bytes, argv); !r.ok()) return r.error();
         ++commands;
       }
       const bool more = first || cursor != "0";
       if (more) {
-        const std::string_view argv[] = {"SCAN", cursor, "MATCH", match, "COUNT", scan_count};
-        if (auto r = append_command(buffer_, argv); !r.ok()) return r.error();
+        const std::string_view scan_argv[] = {"SCAN", cursor, "MATCH", match, "COUNT", scan_count};
+        if (auto r = append_command(bytes, scan_argv); !r.ok()) return r.error();
         ++commands;
       }
       first = false;
@@ -232,7 +287,7 @@ class single_store final : public store {
       std::vector<std::string> next_keys;
       error failure;
       auto r = session_.exchange(
-          buffer_, commands,
+          bytes, commands,
           [&](std::size_t i, reply& rep) -> result<void> {
             if (has_unlink && i == 0) {
               if (rep.type == reply::kind::integer) {
@@ -265,23 +320,6 @@ class single_store final : public store {
  private:
   std::string where() const { return session_.where().describe(); }
 
-  // Fills buffer_ with `name key...` commands of at most `chunk` keys each; returns how many.
-  result<std::size_t> format_chunked(std::string_view name, std::span<const std::string_view> keys,
-                                     std::size_t chunk) {
-    buffer_.clear();
-    std::size_t commands = 0;
-    for (std::size_t start = 0; start < keys.size(); start += chunk) {
-      const std::size_t end = std::min(keys.size(), start + chunk);
-      argv_.clear();
-      argv_.push_back(name);
-      argv_.insert(argv_.end(), keys.begin() + static_cast<std::ptrdiff_t>(start),
-                   keys.begin() + static_cast<std::ptrdiff_t>(end));
-      if (auto r = append_command(buffer_, argv_); !r.ok()) return r.error();
-      ++commands;
-    }
-    return commands;
-  }
-
   error reply_failure(std::string_view command, const reply& rep) const {
     if (rep.is_error()) {
       return make_error(error_reply_status(rep.str),
@@ -310,35 +348,32 @@ class single_store final : public store {
     }
   }
 
-  // Sends one EVALSHA per group (groups are start indices of runs of keys_per_eval calls).
-  // Groups answered NOSCRIPT are listed in `missing_script` for the caller to retry.
+  // One pipeline of EVALSHA calls, one per group. On a connection that has not loaded the
+  // script yet, SCRIPT LOAD goes first in the same pipeline (no extra round trip, and no
+  // NOSCRIPT pass over the whole batch). Groups still answered NOSCRIPT (the cache was flushed
+  // under an old connection) are listed in `missing_script` for the caller to retry.
   void run_evals(const script& s, const script_calls& calls, const std::vector<std::size_t>& groups,
                  std::vector<call_result>& out, batch_report& report,
                  std::vector<std::size_t>& missing_script, deadline until) {
     const std::size_t n = calls.keys.size();
-    const std::size_t stride = s.args_per_key;
-    buffer_.clear();
-    for (std::size_t start : groups) {
-      const std::size_t count = std::min(keys_per_eval, n - start);
-      const std::string numkeys = std::to_string(count);
-      argv_.clear();
-      argv_.push_back("EVALSHA");
-      argv_.push_back(s.sha1);
-      argv_.push_back(numkeys);
-      argv_.insert(argv_.end(), calls.keys.begin() + static_cast<std::ptrdiff_t>(start),
-                   calls.keys.begin() + static_cast<std::ptrdiff_t>(start + count));
-      argv_.insert(argv_.end(), calls.args.begin() + static_cast<std::ptrdiff_t>(start * stride),
-                   calls.args.begin() + static_cast<std::ptrdiff_t>((start + count) * stride));
-      if (auto r = append_command(buffer_, argv_); !r.ok()) {
-        for (std::size_t g : groups) fail_calls(out, g, std::min(keys_per_eval, n - g), r.error());
-        report.note(r.error(), n, false);
-        return;
-      }
-    }
+    const bool load_first = !session_.connected() || loaded_[s.sha1] != session_.generation();
+    eval_source source(s, calls, groups, load_first);
+    const std::size_t offset = load_first ? 1 : 0;
     std::size_t answered = 0;
+    error load_failure;
     auto r = session_.exchange(
-        buffer_, groups.size(),
-        [&](std::size_t gi, reply& rep) -> result<void> {
+        source, groups.size() + offset,
+        [&](std::size_t i, reply& rep) -> result<void> {
+          if (i < offset) {
+            if (rep.is_error()) {
+              load_failure = reply_failure("SCRIPT LOAD", rep);
+            } else if (rep.str != s.sha1) {
+              load_failure = make_error(status::internal, "SCRIPT LOAD returned sha " + rep.str +
+                                                              ", expected " + s.sha1);
+            }
+            return {};
+          }
+          const std::size_t gi = i - offset;
           answered = gi + 1;
           const std::size_t start = groups[gi];
           const std::size_t count = std::min(keys_per_eval, n - start);
@@ -352,16 +387,19 @@ class single_store final : public store {
                             1, false);
               }
             }
-          } else if (rep.is_error() && rep.str.rfind("NOSCRIPT", 0) == 0) {
+          } else if (rep.is_error() && rep.str.rfind("NOSCRIPT", 0) == 0 &&
+                     load_failure.code == status::ok) {
             missing_script.push_back(start);
           } else {
-            const error e = reply_failure("EVALSHA", rep);
+            // When SCRIPT LOAD itself was refused, its reason explains the NOSCRIPTs.
+            const error e = load_failure.code != status::ok ? load_failure : reply_failure("EVALSHA", rep);
             fail_calls(out, start, count, e);
             report.note(e, count, false);
           }
           return {};
         },
         until);
+    if (r.ok() && load_first && load_failure.code == status::ok) loaded_[s.sha1] = session_.generation();
     if (!r.ok()) {
       for (std::size_t gi = answered; gi < groups.size(); ++gi) {
         const std::size_t count = std::min(keys_per_eval, n - groups[gi]);
@@ -380,8 +418,7 @@ class single_store final : public store {
 
   client_config cfg_;
   session session_;
-  std::string buffer_;                 // commands of the current batch, reused
-  std::vector<std::string_view> argv_;  // arguments of the command being formatted, reused
+  std::map<std::string, std::uint64_t> loaded_;  // script sha -> session generation it was loaded in
 };
 
 }  // namespace

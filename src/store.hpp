@@ -43,7 +43,8 @@ struct batch_report {
 // A server-side Lua script called once per key. calls.keys[i] goes with
 // calls.args[i * args_per_key, (i + 1) * args_per_key). A store may pack several calls whose
 // keys it can route together into one EVALSHA; the script therefore takes any number of keys,
-// reads ARGV in that stride, and returns an array with one element per key.
+// reads ARGV as the shared arguments followed by the per-key ones in that stride, and returns
+// an array with one element per key.
 struct script {
   std::string_view source;
   std::string sha1;  // hex, of source
@@ -51,6 +52,8 @@ struct script {
 };
 
 struct script_calls {
+  std::vector<std::string_view> shared_args;  // every call's first ARGV entries (a TTL, say);
+                                              // a packed call carries them once
   std::vector<std::string_view> keys;
   std::vector<std::string_view> args;
 };
@@ -66,10 +69,16 @@ class store {
  public:
   virtual ~store() = default;
 
-  // Values for keys, in input order. All MGETs are written before the first reply is awaited,
-  // so the whole batch costs one round trip of latency.
+  // Called as results become final: out[first, first + count) will not change again, so the
+  // caller may work on them (and move values out) while later ones are still in flight.
+  // Every index is reported exactly once, failed ones included, before mget returns.
+  using ready_handler = std::function<void(std::size_t first, std::size_t count)>;
+
+  // Values for keys, in input order. All MGETs go out in one pipeline without waiting for a
+  // reply, so the whole batch costs one round trip of latency.
   virtual batch_report mget(std::span<const std::string_view> keys,
-                            std::vector<lookup_result>& out, deadline until) = 0;
+                            std::vector<lookup_result>& out, const ready_handler& on_ready,
+                            deadline until) = 0;
 
   // One result per call, in input order; EVALSHA, and on NOSCRIPT a SCRIPT LOAD and a retry.
   virtual batch_report eval_each(const script& s, const script_calls& calls,

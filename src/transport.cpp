@@ -351,102 +351,111 @@ result<std::unique_ptr<connection>> connection::open(const endpoint& where,
   return c;
 }
 
-result<void> connection::transfer(std::string_view out, const read_handler& on_read,
-                                  std::chrono::milliseconds idle, deadline until) {
+result<std::size_t> connection::write_some(std::string_view bytes, short& want) {
+  if (ssl_ == nullptr) {
+    const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+      want |= POLLOUT;
+      return std::size_t{0};
+    }
+    return {status::io, "writing to Redis at " + peer_ + " failed: " + errno_text(errno)};
+  }
   SSL* ssl = static_cast<SSL*>(ssl_);
-  std::size_t written = 0;
+  ERR_clear_error();
+  std::size_t n = 0;
+  const int rc = SSL_write_ex(ssl, bytes.data(), bytes.size(), &n);
+  if (rc == 1) return n;
+  const int why = SSL_get_error(ssl, rc);
+  if (why == SSL_ERROR_WANT_WRITE || why == SSL_ERROR_WANT_READ) {
+    want |= why == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN;
+    return std::size_t{0};
+  }
+  const int err = errno;
+  const std::string detail = why == SSL_ERROR_SYSCALL && err ? errno_text(err) : openssl_errors();
+  // A server that rejects us at the TLS level (TLS 1.3: a missing client certificate) sends
+  // an alert and closes; the alert explains the reset, so surface it when it is already
+  // waiting to be read.
+  std::size_t ignored = 0;
+  ERR_clear_error();
+  const int read_rc = SSL_read_ex(ssl, buffer_.get(), read_buffer_size, &ignored);
+  if (read_rc != 1 && SSL_get_error(ssl, read_rc) == SSL_ERROR_SSL) {
+    return {status::tls, "Redis at " + peer_ + " refused the TLS session: " + openssl_errors()};
+  }
+  return {why == SSL_ERROR_SSL ? status::tls : status::io,
+          "writing to Redis at " + peer_ + " failed: " + detail};
+}
+
+result<std::size_t> connection::read_some(short& want) {
+  if (ssl_ == nullptr) {
+    const ssize_t n = ::recv(fd_, buffer_.get(), read_buffer_size, 0);
+    if (n > 0) return static_cast<std::size_t>(n);
+    if (n == 0) return {status::io, "Redis at " + peer_ + " closed the connection"};
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+      want |= POLLIN;
+      return std::size_t{0};
+    }
+    return {status::io, "reading from Redis at " + peer_ + " failed: " + errno_text(errno)};
+  }
+  SSL* ssl = static_cast<SSL*>(ssl_);
+  ERR_clear_error();
+  std::size_t got = 0;
+  const int rc = SSL_read_ex(ssl, buffer_.get(), read_buffer_size, &got);
+  if (rc == 1) return got;
+  const int why = SSL_get_error(ssl, rc);
+  if (why == SSL_ERROR_WANT_READ || why == SSL_ERROR_WANT_WRITE) {
+    want |= why == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+    return std::size_t{0};
+  }
+  if (why == SSL_ERROR_ZERO_RETURN || (why == SSL_ERROR_SYSCALL && errno == 0)) {
+    return {status::io, "Redis at " + peer_ + " closed the connection"};
+  }
+  const int err = errno;
+  // SSL_ERROR_SSL after the handshake is a TLS-level refusal (TLS 1.3 servers reject a
+  // missing client certificate only after the client thinks the handshake is done).
+  return {why == SSL_ERROR_SSL ? status::tls : status::io,
+          "reading from Redis at " + peer_ + " failed: " +
+              (why == SSL_ERROR_SYSCALL && err ? errno_text(err) : openssl_errors())};
+}
+
+result<void> connection::transfer(command_source& out, const read_handler& on_read,
+                                  std::chrono::milliseconds idle, deadline until) {
+  // Bytes written per turn before reading gets its turn: enough to keep the server busy,
+  // small enough that replies are consumed steadily.
+  constexpr std::size_t write_turn = 256 * 1024;
+  std::string_view pending;
+  bool source_done = false;
   bool done = false;
-  char* buf = buffer_.get();
-  while (!done || written < out.size()) {
+  while (!done || !source_done || !pending.empty()) {
     bool progress = false;
     short want = 0;
 
-    if (written < out.size()) {
-      if (ssl != nullptr) {
-        ERR_clear_error();
-        std::size_t n = 0;
-        const int rc = SSL_write_ex(ssl, out.data() + written, out.size() - written, &n);
-        if (rc == 1) {
-          written += n;
-          progress = true;
-        } else {
-          const int why = SSL_get_error(ssl, rc);
-          if (why == SSL_ERROR_WANT_WRITE) {
-            want |= POLLOUT;
-          } else if (why == SSL_ERROR_WANT_READ) {
-            want |= POLLIN;
-          } else {
-            const int err = errno;
-            std::string detail = why == SSL_ERROR_SYSCALL && err ? errno_text(err) : openssl_errors();
-            // A server that rejects us at the TLS level (TLS 1.3: a missing client
-            // certificate) sends an alert and closes; the alert explains the reset, so
-            // surface it when it is already waiting to be read.
-            std::size_t ignored = 0;
-            ERR_clear_error();
-            const int read_rc = SSL_read_ex(ssl, buf, read_buffer_size, &ignored);
-            if (read_rc != 1 && SSL_get_error(ssl, read_rc) == SSL_ERROR_SSL) {
-              return {status::tls, "Redis at " + peer_ + " refused the TLS session: " + openssl_errors()};
-            }
-            return {why == SSL_ERROR_SSL ? status::tls : status::io,
-                    "writing to Redis at " + peer_ + " failed: " + detail};
-          }
-        }
-      } else {
-        const ssize_t n = ::send(fd_, out.data() + written, out.size() - written, MSG_NOSIGNAL);
-        if (n >= 0) {
-          written += static_cast<std::size_t>(n);
-          progress = true;
-        } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-          want |= POLLOUT;
-        } else {
-          return {status::io, "writing to Redis at " + peer_ + " failed: " + errno_text(errno)};
-        }
+    std::size_t this_turn = 0;
+    while (this_turn < write_turn) {
+      if (pending.empty() && !source_done) {
+        auto more = out.next();
+        if (!more.ok()) return more.error();
+        pending = more.value();
+        if (pending.empty()) source_done = true;
       }
+      if (pending.empty()) break;
+      auto n = write_some(pending, want);
+      if (!n.ok()) return n.error();
+      if (n.value() == 0) break;
+      pending.remove_prefix(n.value());
+      this_turn += n.value();
+      progress = true;
     }
 
-    // Drain everything readable now; replies for early commands are parsed while later
-    // commands are still being written.
-    while (!done) {
-      std::size_t got = 0;
-      if (ssl != nullptr) {
-        ERR_clear_error();
-        const int rc = SSL_read_ex(ssl, buf, read_buffer_size, &got);
-        if (rc != 1) {
-          const int why = SSL_get_error(ssl, rc);
-          if (why == SSL_ERROR_WANT_READ) {
-            want |= POLLIN;
-            break;
-          }
-          if (why == SSL_ERROR_WANT_WRITE) {
-            want |= POLLOUT;
-            break;
-          }
-          if (why == SSL_ERROR_ZERO_RETURN || (why == SSL_ERROR_SYSCALL && errno == 0)) {
-            return {status::io, "Redis at " + peer_ + " closed the connection"};
-          }
-          const int err = errno;
-          // SSL_ERROR_SSL after the handshake is a TLS-level refusal (TLS 1.3 servers reject a
-          // missing client certificate only after the client thinks the handshake is done).
-          return {why == SSL_ERROR_SSL ? status::tls : status::io,
-                  "reading from Redis at " + peer_ + " failed: " +
-                      (why == SSL_ERROR_SYSCALL && err ? errno_text(err) : openssl_errors())};
-        }
-      } else {
-        const ssize_t n = ::recv(fd_, buf, read_buffer_size, 0);
-        if (n == 0) return {status::io, "Redis at " + peer_ + " closed the connection"};
-        if (n < 0) {
-          if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-            want |= POLLIN;
-            break;
-          }
-          return {status::io, "reading from Redis at " + peer_ + " failed: " + errno_text(errno)};
-        }
-        got = static_cast<std::size_t>(n);
+    if (!done) {
+      auto got = read_some(want);
+      if (!got.ok()) return got.error();
+      if (got.value() > 0) {
+        progress = true;
+        auto r = on_read(std::string_view(buffer_.get(), got.value()));
+        if (!r.ok()) return r.error();
+        done = r.value();
       }
-      progress = true;
-      auto r = on_read(std::string_view(buf, got));
-      if (!r.ok()) return r.error();
-      done = r.value();
     }
 
     if (progress) continue;
@@ -509,7 +518,8 @@ result<void> session::handshake(deadline until) {
   };
   std::size_t delivered = 0;
   const deadline connect_until = std::min(until, steady_clock::now() + cfg_.connect_timeout);
-  if (auto r = run(out, replies, check, connect_until, delivered); !r.ok()) return r;
+  buffer_source source(out);
+  if (auto r = run(source, replies, check, connect_until, delivered); !r.ok()) return r;
   if (failure.code != status::ok) return failure;
   return {};
 }
@@ -529,6 +539,7 @@ result<void> session::ensure_connected(deadline until) {
   result<void> outcome;
   if (opened.ok()) {
     conn_ = std::move(opened).value();
+    ++generation_;
     reader_.reset();
     outcome = handshake(until);
   } else {
@@ -546,7 +557,7 @@ result<void> session::ensure_connected(deadline until) {
   return outcome;
 }
 
-result<void> session::run(std::string_view commands, std::size_t replies,
+result<void> session::run(command_source& out, std::size_t replies,
                           const reply_handler& on_reply, deadline until, std::size_t& delivered) {
   reply rep;
   auto on_read = [&](std::string_view bytes) -> result<bool> {
@@ -560,22 +571,20 @@ result<void> session::run(std::string_view commands, std::size_t replies,
     }
     return delivered == replies;
   };
-  if (replies == 0) {
-    if (commands.empty()) return {};
-    return {status::internal, "an exchange must expect at least one reply"};
-  }
-  auto r = conn_->transfer(commands, on_read, cfg_.command_timeout, until);
+  if (replies == 0) return {status::internal, "an exchange must expect at least one reply"};
+  auto r = conn_->transfer(out, on_read, cfg_.command_timeout, until);
   if (!r.ok()) disconnect();
   return r;
 }
 
-result<void> session::exchange(std::string_view commands, std::size_t replies,
+result<void> session::exchange(command_source& out, std::size_t replies,
                                const reply_handler& on_reply, deadline until) {
   for (int attempt = 0;; ++attempt) {
     const bool reused = conn_ != nullptr;
     if (auto r = ensure_connected(until); !r.ok()) return r;
     std::size_t delivered = 0;
-    auto r = run(commands, replies, on_reply, until, delivered);
+    out.rewind();
+    auto r = run(out, replies, on_reply, until, delivered);
     if (r.ok()) return r;
     // A connection that sat idle may have been closed by the server (restart, timeout
     // setting) without us noticing. If nothing came back, try once on a fresh one; a retried
@@ -584,6 +593,12 @@ result<void> session::exchange(std::string_view commands, std::size_t replies,
     if (attempt == 0 && reused && delivered == 0 && r.code() == status::io) continue;
     return r;
   }
+}
+
+result<void> session::exchange(std::string_view commands, std::size_t replies,
+                               const reply_handler& on_reply, deadline until) {
+  buffer_source source(commands);
+  return exchange(source, replies, on_reply, until);
 }
 
 result<reply> session::command(std::span<const std::string_view> argv, deadline until) {

@@ -50,6 +50,34 @@ class tls_context {
   tls_options options_;
 };
 
+// The bytes of a pipeline, handed out a piece at a time, so that a large batch is formatted
+// while earlier commands are already running on the server (and never sits in memory whole).
+class command_source {
+ public:
+  virtual ~command_source() = default;
+  // The next bytes to send; an empty view once everything was handed out. The view stays
+  // valid until the next call.
+  virtual result<std::string_view> next() = 0;
+  // Start again from the first command (a retry on a fresh connection).
+  virtual void rewind() = 0;
+};
+
+// A source over bytes that are already formatted.
+class buffer_source final : public command_source {
+ public:
+  explicit buffer_source(std::string_view bytes) : bytes_(bytes) {}
+  result<std::string_view> next() override {
+    if (done_) return std::string_view{};
+    done_ = true;
+    return bytes_;
+  }
+  void rewind() override { done_ = false; }
+
+ private:
+  std::string_view bytes_;
+  bool done_ = false;
+};
+
 // One open socket (with its TLS session, if any). Not thread safe. Any error leaves it broken;
 // the owner closes it and opens a new one.
 class connection {
@@ -65,11 +93,13 @@ class connection {
   // Returns true when the reader has everything it wanted, false to keep reading.
   using read_handler = std::function<result<bool>(std::string_view)>;
 
-  // Writes all of `out` and, in the same poll loop, hands every received chunk to on_read
-  // until it returns true. Reading while writing means a deep pipeline never deadlocks on
-  // full socket buffers, and replies are parsed while later commands are still going out.
-  // Each wait lasts at most `idle` (no byte moved either way) and never past `until`.
-  result<void> transfer(std::string_view out, const read_handler& on_read,
+  // Writes everything `out` hands out and, in the same poll loop, passes every received chunk
+  // to on_read until it returns true. Writing and reading alternate a chunk at a time: a deep
+  // pipeline never deadlocks on full socket buffers, the server always has queued commands
+  // while replies are being processed here, and replies are processed while later commands
+  // are still going out. Each wait lasts at most `idle` (no byte moved either way) and never
+  // past `until`.
+  result<void> transfer(command_source& out, const read_handler& on_read,
                         std::chrono::milliseconds idle, deadline until);
 
   const std::string& peer() const noexcept { return peer_; }
@@ -77,6 +107,11 @@ class connection {
 
  private:
   connection() = default;
+  // One send (or SSL_write): bytes written, 0 when the socket is full (`want` says why).
+  result<std::size_t> write_some(std::string_view bytes, short& want);
+  // One recv (or SSL_read) into buffer_: bytes read, 0 when nothing is ready.
+  result<std::size_t> read_some(short& want);
+
   int fd_ = -1;
   void* ssl_ = nullptr;  // SSL*
   std::string peer_;
@@ -95,9 +130,12 @@ class session {
   // and drops the connection.
   using reply_handler = std::function<result<void>(std::size_t, reply&)>;
 
-  // Sends `commands` (holding `replies` commands) and delivers every reply. A connection that
-  // was idle and turns out dead before any reply came back (server restarted, idle timeout)
-  // is replaced and the exchange tried once more; a timeout is never retried.
+  // Sends the commands `out` produces (`replies` of them) and delivers every reply. A
+  // connection that was idle and turns out dead before any reply came back (server
+  // restarted, idle timeout) is replaced and the exchange tried once more from the start; a
+  // timeout is never retried.
+  result<void> exchange(command_source& out, std::size_t replies, const reply_handler& on_reply,
+                        deadline until = no_deadline);
   result<void> exchange(std::string_view commands, std::size_t replies,
                         const reply_handler& on_reply, deadline until = no_deadline);
 
@@ -105,6 +143,9 @@ class session {
   result<reply> command(std::span<const std::string_view> argv, deadline until = no_deadline);
 
   bool connected() const noexcept { return conn_ != nullptr; }
+  // Changes whenever a new connection is established: server-side per-connection facts (a
+  // script loaded, say) are only known for the generation they were learned in.
+  std::uint64_t generation() const noexcept { return generation_; }
   void disconnect() noexcept;
   const endpoint& where() const noexcept { return where_; }
   // Connections opened so far: tests use it to prove that an open breaker sends nothing.
@@ -112,7 +153,7 @@ class session {
 
  private:
   result<void> ensure_connected(deadline until);
-  result<void> run(std::string_view commands, std::size_t replies, const reply_handler& on_reply,
+  result<void> run(command_source& out, std::size_t replies, const reply_handler& on_reply,
                    deadline until, std::size_t& delivered);
 
   result<void> handshake(deadline until);
@@ -126,6 +167,7 @@ class session {
   deadline next_attempt_{};
   std::string last_connect_error_;
   std::atomic<std::uint64_t> connect_attempts_{0};  // read without the client's lock
+  std::uint64_t generation_ = 0;
 };
 
 }  // namespace tds::detail

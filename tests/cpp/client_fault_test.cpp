@@ -86,6 +86,15 @@ std::size_t server_receive_queue(int port) {
   return total;
 }
 
+// Puts the server over its memory limit: the limit drops below what it already uses, so with
+// noeviction every write is refused (reads and deletes still work). True when writes fail.
+bool fill_memory(redis_server& server) {
+  auto limit = server.command({"CONFIG", "SET", "maxmemory", "1"});
+  if (!limit.ok() || limit.value().is_error()) return false;
+  auto probe = server.command({"SET", "probe", "x"});
+  return probe.ok() && probe.value().is_error() && probe.value().str.rfind("OOM", 0) == 0;
+}
+
 TEST(ClientFaults, CreatableWhileRedisIsDownAndEveryCheckSyncs) {
   tds::client_config cfg;
   cfg.port = tds::testing::free_tcp_port();  // nothing listens
@@ -232,18 +241,14 @@ TEST(ClientFaults, AclUserWithoutEvalshaCannotCommitButChecksStayCorrect) {
 }
 
 TEST(ClientFaults, OutOfMemoryServerReportsCommitErrorsAndChecksStayCorrect) {
-  redis_server server({.extra_args = {"--maxmemory", "4mb", "--maxmemory-policy", "noeviction"}});
+  redis_server server({.extra_args = {"--maxmemory-policy", "noeviction"}});
   ASSERT_TRUE(server.start()) << server.last_error();
   client c = make(server.unix_config());
   batch before(100, "v1");
   auto seen = c.check(before.checks);
   ASSERT_EQ(c.commit(before.commits(seen)).written, 100u);
 
-  // Fill memory past the limit with one value (allowed: the check happens before a write).
-  ASSERT_TRUE(server.command({"SET", "ballast", std::string(6 << 20, 'b')}).ok());
-  auto full = server.command({"SET", "probe", "x"});
-  ASSERT_TRUE(full.ok());
-  ASSERT_TRUE(full.value().is_error()) << "the server should now refuse writes";
+  ASSERT_TRUE(fill_memory(server));
 
   batch changed(100, "v2");  // same ids, new content
   auto r = c.check(changed.checks);
@@ -257,6 +262,26 @@ TEST(ClientFaults, OutOfMemoryServerReportsCommitErrorsAndChecksStayCorrect) {
   // The failed commit changed nothing: the next check still sees the old content and syncs.
   auto after = c.check(changed.checks);
   EXPECT_EQ(after.by_reason[static_cast<int>(reason::content_changed)], 100u);
+}
+
+TEST(ClientFaults, OutOfMemoryStillEnforcesTheConflictRule) {
+  // A commit whose write is refused must still retract a state that moved since its check:
+  // deleting is allowed under noeviction, and leaving another worker's digest in place could
+  // vouch for a row this worker overwrote.
+  redis_server server({.extra_args = {"--maxmemory-policy", "noeviction"}});
+  ASSERT_TRUE(server.start()) << server.last_error();
+  client a = make(server.unix_config());
+  client b = make(server.unix_config());
+  batch v1(20, "v1"), from_a(20, "from A"), from_b(20, "from B");
+  ASSERT_EQ(a.commit(v1.commits(a.check(v1.checks))).written, 20u);
+  auto seen_a = a.check(from_a.checks);
+  ASSERT_EQ(b.commit(from_b.commits(b.check(from_b.checks))).written, 20u);
+  ASSERT_TRUE(fill_memory(server));
+  auto done = a.commit(from_a.commits(seen_a));
+  EXPECT_EQ(done.conflicts, 20u) << done.error.message;
+  auto size = server.command({"DBSIZE"});
+  ASSERT_TRUE(size.ok());
+  EXPECT_EQ(size.value().integer, 0) << "every moved state must be retracted";
 }
 
 TEST(ClientFaults, BreakerOpensAfterConsecutiveFailuresAndStaysOffTheNetwork) {

@@ -1,0 +1,250 @@
+// Benchmark (not a test): check and commit throughput of the cache client against a
+// redis-server this program starts, over a unix socket and TCP, next to redis-benchmark's
+// MGET key rate and SET rate on the same server, with the ratios the issue targets.
+//
+// Run: build/<dir>/bench/client_bench [--million] [--benchmark_filter=...]
+//   --million   also run the 1,000,000-entity cases (slow: about a minute and ~2 GB of RAM)
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "../tests/cpp/redis_server.hpp"
+#include "tdscache/client.hpp"
+
+namespace {
+
+using tds::testing::redis_server;
+
+redis_server* server = nullptr;
+bool with_million = false;
+
+// Entities shaped like Zoho items: 19-digit ids, a timestamp and a local id, so the stored
+// states are the ~300-byte values production holds.
+struct entity_set {
+  std::vector<std::string> ids;
+  std::vector<std::string> local_ids;
+  std::vector<tds::entity_check> checks;
+
+  explicit entity_set(std::size_t n) {
+    ids.reserve(n);
+    local_ids.reserve(n);
+    checks.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      ids.push_back(std::to_string(2646610000000000000ULL + i));
+      local_ids.push_back(std::to_string(100000 + i));
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      tds::entity_check c;
+      c.entity_type = "product";
+      c.entity_id = ids[i];
+      c.content_digest = tds::sha256(ids[i]);
+      c.last_modified_time = "2025-11-13T08:30:00+0530";
+      checks.push_back(c);
+    }
+  }
+
+  std::vector<tds::commit_item> commits(const tds::check_result& seen) const {
+    std::vector<tds::commit_item> out;
+    out.reserve(checks.size());
+    for (std::size_t i = 0; i < checks.size(); ++i) {
+      out.push_back(tds::commit_item{checks[i].entity_type, checks[i].entity_id, checks[i].content_digest,
+                                     checks[i].scheme, checks[i].last_modified_time, local_ids[i],
+                                     &seen.items[i].observed});
+    }
+    return out;
+  }
+};
+
+const entity_set& entities(std::size_t n) {
+  static std::map<std::size_t, entity_set> sets;
+  auto it = sets.find(n);
+  if (it == sets.end()) it = sets.emplace(n, entity_set(n)).first;
+  return it->second;
+}
+
+tds::client make_client(bool over_tcp) {
+  auto cfg = over_tcp ? server->config() : server->unix_config();
+  cfg.command_timeout = std::chrono::milliseconds(30000);
+  auto c = tds::client::connect(cfg);
+  if (!c.ok()) {
+    std::fprintf(stderr, "client: %s\n", c.error().message.c_str());
+    std::exit(1);
+  }
+  return std::move(c).value();
+}
+
+// Every entity stored and unchanged: the steady state of a sync, where a check reads and
+// decodes every value and skips everything.
+void check_bench(benchmark::State& state, bool over_tcp) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const entity_set& set = entities(n);
+  auto c = make_client(over_tcp);
+  auto seeded = c.commit(set.commits(c.check(set.checks)));
+  if (seeded.written + seeded.conflicts != n) state.SkipWithError("seeding failed");
+  for (auto _ : state) {
+    auto r = c.check(set.checks);
+    if (r.skipped != n) state.SkipWithError(("check failed: " + r.error.message).c_str());
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+}
+
+// Nothing stored (a first sync, or after invalidation): the transport's own cost per entity,
+// with the cheapest decision. Compared with redis-benchmark's MGET of missing keys.
+void check_empty_bench(benchmark::State& state, bool over_tcp) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  entity_set set(n);
+  for (auto& c : set.checks) c.entity_type = "absent";  // a type nothing was stored under
+  auto c = make_client(over_tcp);
+  for (auto _ : state) {
+    auto r = c.check(set.checks);
+    if (r.by_reason[static_cast<int>(tds::reason::no_cache_entry)] != n) {
+      state.SkipWithError(("check failed: " + r.error.message).c_str());
+    }
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+}
+
+// Conditional commits over stored states (mode p: compare, increment, set), as after a sync
+// in which every entity changed. The check that produces the observations is not timed.
+void commit_bench(benchmark::State& state, bool over_tcp) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const entity_set& set = entities(n);
+  auto c = make_client(over_tcp);
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto seen = c.check(set.checks);
+    auto commits = set.commits(seen);
+    state.ResumeTiming();
+    auto done = c.commit(commits);
+    if (done.written != n) state.SkipWithError(("commit failed: " + done.error.message).c_str());
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+}
+
+using bench_fn = void (*)(benchmark::State&, bool);
+
+// One benchmark per transport and size; the largest sizes get a fixed, small iteration count
+// (a single 1,000,000-entity commit already takes seconds).
+void register_family(const char* name, bench_fn fn, const std::vector<std::int64_t>& sizes,
+                     std::int64_t fixed_from, int fixed_iterations) {
+  for (const bool tcp : {false, true}) {
+    for (auto n : sizes) {
+      auto* b = benchmark::RegisterBenchmark((std::string(name) + (tcp ? "/tcp" : "/unix")).c_str(),
+                                             [fn, tcp](benchmark::State& s) { fn(s, tcp); });
+      b->Arg(n)->UseRealTime()->Unit(benchmark::kMillisecond);
+      if (n >= fixed_from) b->Iterations(n >= 1000000 ? std::min(fixed_iterations, 2) : fixed_iterations);
+    }
+  }
+}
+
+void register_benchmarks() {
+  std::vector<std::int64_t> sizes = {1312, 100000};
+  if (with_million) sizes.push_back(1000000);
+  register_family("check", check_bench, sizes, 1000000, 2);
+  register_family("check_empty", check_empty_bench, sizes, 1000000, 2);
+  register_family("commit", commit_bench, sizes, 100000, 3);
+}
+
+// Keeps items_per_second per run for the ratio table.
+class collecting_reporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    for (const auto& run : runs) {
+      auto it = run.counters.find("items_per_second");
+      if (it != run.counters.end()) rates[run.benchmark_name()] = it->second.value;
+    }
+  }
+  std::map<std::string, double> rates;
+};
+
+// requests/s from `redis-benchmark ... --csv`, or 0.
+double redis_benchmark_rps(std::vector<std::string> args) {
+  const std::string out = server->dir() + "/redis-benchmark.csv";
+  std::remove(out.c_str());
+  std::vector<std::string> argv = {"redis-benchmark", "-s", server->unix_path(), "--csv"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  if (!tds::testing::run_program(argv, out)) return 0;
+  const std::string csv = tds::testing::read_file(out);
+  // Last line: "name","rps",...; the name may contain commas, so take the field after it.
+  const auto line = csv.rfind("\n\"", csv.size() - 2);
+  const auto start = line == std::string::npos ? 0 : line + 1;
+  const auto rps_at = csv.find("\",\"", start);
+  if (rps_at == std::string::npos) return 0;
+  return std::strtod(csv.c_str() + rps_at + 3, nullptr);
+}
+
+std::string state_sized_value() {
+  const auto d = tds::sha256("x");
+  return "{\"entity_type\": \"product\", \"entity_id\": \"2646610000000113574\", \"local_id\": \"12345\", "
+         "\"content_hash\": \"" + d.hex() + "\", \"last_modified_time\": \"2025-11-13T08:30:00+0530\", "
+         "\"cached_at\": \"2025-11-13T08:35:21.123456\", \"sync_count\": 3}";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--million") == 0) with_million = true;
+    else args.push_back(argv[i]);
+  }
+  int bench_argc = static_cast<int>(args.size());
+  benchmark::Initialize(&bench_argc, args.data());
+
+  redis_server local;
+  if (!local.start()) {
+    std::fprintf(stderr, "cannot start redis-server: %s\n", local.last_error().c_str());
+    return 1;
+  }
+  server = &local;
+
+  // redis-benchmark on the same server, first, while it is empty.
+  std::vector<std::string> mget = {"-n", "200000", "-P", "8", "mget"};
+  for (int i = 1; i <= 100; ++i) mget.push_back("k" + std::to_string(i));
+  const double mget_missing = redis_benchmark_rps(mget) * 100;
+  const std::string value = state_sized_value();
+  for (int i = 1; i <= 100; ++i) (void)local.command({"SET", "k" + std::to_string(i), value});
+  std::vector<std::string> mget_stored = mget;
+  mget_stored[1] = "50000";
+  const double mget_present = redis_benchmark_rps(mget_stored) * 100;
+  const double set_rate = redis_benchmark_rps({"-n", "1000000", "-P", "16", "-t", "set"});
+  const double set_state_sized =
+      redis_benchmark_rps({"-n", "1000000", "-P", "16", "-t", "set", "-d", std::to_string(value.size()),
+                           "-r", "1000000"});
+  (void)local.command({"FLUSHALL"});
+
+  register_benchmarks();
+  collecting_reporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+
+  std::printf("\nredis-benchmark on the same server (unix socket):\n");
+  std::printf("  MGET of 100 missing keys, -P 8:          %12.0f keys/s\n", mget_missing);
+  std::printf("  MGET of 100 stored %zu-byte values, -P 8: %12.0f keys/s\n", value.size(), mget_present);
+  std::printf("  SET -t set -P 16 (3-byte values):         %12.0f keys/s\n", set_rate);
+  std::printf("  SET -P 16 -d %zu -r 1000000:              %12.0f keys/s\n", value.size(), set_state_sized);
+  std::printf("\n%-24s %14s %16s %16s\n", "run", "entities/s", "vs MGET missing", "vs MGET stored");
+  for (const auto& [name, rate] : reporter.rates) {
+    if (name.rfind("check", 0) == 0) {
+      std::printf("%-24s %14.0f %15.0f%% %15.0f%%\n", name.c_str(), rate, 100 * rate / mget_missing,
+                  100 * rate / mget_present);
+    }
+  }
+  std::printf("\n%-24s %14s %16s %16s\n", "run", "entities/s", "vs SET -P 16", "vs SET state-size");
+  for (const auto& [name, rate] : reporter.rates) {
+    if (name.rfind("commit/", 0) == 0) {
+      std::printf("%-24s %14.0f %15.0f%% %15.0f%%\n", name.c_str(), rate, 100 * rate / set_rate,
+                  100 * rate / set_state_sized);
+    }
+  }
+  std::printf("\ntargets: check >= 40%% of the MGET key rate, commit >= 40%% of the SET rate\n");
+  benchmark::Shutdown();
+  return 0;
+}
