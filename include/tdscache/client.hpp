@@ -85,7 +85,9 @@ inline constexpr std::int64_t batch_marker_ttl_seconds = 7200;
 
 // Thread safe: one client may be shared by any number of threads. Calls that talk to Redis are
 // serialized on the client's single connection by a mutex (a batch is one pipeline, so
-// parallel calls would not be faster on one connection); stats() never waits for them.
+// parallel calls would not be faster on one connection; a check's decisions are made under it
+// too, as its replies stream in); stats() never waits for them. Threads that want parallel
+// round trips use one client each.
 // Nothing throws: failures come back as values, and checks fail open (cache_check_error,
 // which means sync). Redis may be down when the client is created; it connects on first use.
 class client {

@@ -477,6 +477,10 @@ TEST_F(Client, GlobCharactersInTypesAndPrefixesMatchOnlyThemselves) {
   for (const char* type : {"product", "pro*", "p?oduct", "[p]roduct", "pro\\duct"}) {
     ASSERT_EQ(c.warm(type, std::span(&rec, 1)).written, 1u) << type;
   }
+  // The client's keys are state_key()'s, byte for byte.
+  auto exists = server_->command({"EXISTS", tds::state_key("app[1]:state*", "[p]roduct", "1")});
+  ASSERT_TRUE(exists.ok());
+  EXPECT_EQ(exists.value().integer, 1);
   auto other_prefix = make([](auto& cfg) { cfg.key_prefix = "app1:stateX"; });
   ASSERT_EQ(other_prefix.warm("product", std::span(&rec, 1)).written, 1u);
   ASSERT_EQ(dbsize(), 6);
