@@ -45,7 +45,8 @@ constexpr bool client_defaults_match() {
   const tds_client_options o = TDS_CLIENT_OPTIONS_INIT;
   return o.port == c.port && o.db == c.db && (o.tls != 0) == c.tls.enabled &&
          (o.tls_verify_hostname != 0) == c.tls.verify_hostname && (o.tls_insecure != 0) == c.tls.insecure &&
-         o.connect_timeout_ms == c.connect_timeout.count() && o.command_timeout_ms == c.command_timeout.count() &&
+         o.connect_timeout_ms == c.connect_timeout.count() &&
+         o.command_timeout_ms == c.command_timeout.count() &&
          o.keepalive_seconds == c.keepalive_seconds && o.ttl_seconds == c.ttl_seconds &&
          o.max_age_seconds == c.max_age_seconds && o.mget_chunk == c.mget_chunk &&
          o.breaker_failures == c.breaker_failures && o.breaker_cooldown_ms == c.breaker_cooldown.count() &&
@@ -87,7 +88,8 @@ tds::digest to_digest(const tds_digest& d) noexcept {
 }
 
 int read_client_options(tds::client_config& c, const tds_client_options& o) {
-  if (!check_version(o.version, TDS_CLIENT_OPTIONS_VERSION, "tds_client_options")) return TDS_E_INVALID_ARGUMENT;
+  if (!check_version(o.version, TDS_CLIENT_OPTIONS_VERSION, "tds_client_options"))
+    return TDS_E_INVALID_ARGUMENT;
   const auto set = [](std::string& field, const char* value) {
     if (value != nullptr) field = value;
   };
@@ -286,8 +288,12 @@ int tds_check_result_should_sync(const tds_check_result* result, size_t index) {
   return result->result.items[index].sync() ? 1 : 0;
 }
 
-size_t tds_check_result_to_sync(const tds_check_result* result) { return result ? result->result.to_sync : 0; }
-size_t tds_check_result_skipped(const tds_check_result* result) { return result ? result->result.skipped : 0; }
+size_t tds_check_result_to_sync(const tds_check_result* result) {
+  return result ? result->result.to_sync : 0;
+}
+size_t tds_check_result_skipped(const tds_check_result* result) {
+  return result ? result->result.skipped : 0;
+}
 size_t tds_check_result_cache_errors(const tds_check_result* result) {
   return result ? result->result.cache_errors : 0;
 }
@@ -358,11 +364,15 @@ int64_t tds_commit_result_sync_count(const tds_commit_result* result, size_t ind
   return result->result.sync_counts[index];
 }
 
-size_t tds_commit_result_written(const tds_commit_result* result) { return result ? result->result.written : 0; }
+size_t tds_commit_result_written(const tds_commit_result* result) {
+  return result ? result->result.written : 0;
+}
 size_t tds_commit_result_conflicts(const tds_commit_result* result) {
   return result ? result->result.conflicts : 0;
 }
-size_t tds_commit_result_errors(const tds_commit_result* result) { return result ? result->result.errors : 0; }
+size_t tds_commit_result_errors(const tds_commit_result* result) {
+  return result ? result->result.errors : 0;
+}
 
 int tds_commit_result_status(const tds_commit_result* result) {
   if (result == nullptr) return fail_null("tds_commit_result_status", "result");
@@ -421,7 +431,8 @@ int tds_client_get_state(tds_state** out, tds_client* client, const char* entity
   return guarded([&]() -> int {
     auto r = client->client.get_state(type, id);
     if (!r) return fail(r.error());
-    if (!r.value()) return fail(tds::status::not_found, "tds_client_get_state: no cached state for this entity");
+    if (!r.value())
+      return fail(tds::status::not_found, "tds_client_get_state: no cached state for this entity");
     *out = new tds_state{std::move(*r.value())};
     return TDS_OK;
   });

@@ -31,8 +31,9 @@
 /* The library build passes TDS_VERSION_STRING from the VERSION file; everyone else gets it
  * spelled from the numbers above. */
 #ifndef TDS_VERSION_STRING
-#  define TDS_VERSION_STRING \
-    TDS_STRINGIFY_(TDS_VERSION_MAJOR) "." TDS_STRINGIFY_(TDS_VERSION_MINOR) "." TDS_STRINGIFY_(TDS_VERSION_PATCH)
+#  define TDS_VERSION_STRING                                                  \
+    TDS_STRINGIFY_(TDS_VERSION_MAJOR) "." TDS_STRINGIFY_(TDS_VERSION_MINOR) "." \
+    TDS_STRINGIFY_(TDS_VERSION_PATCH)
 #endif
 
 #ifdef __cplusplus
@@ -110,33 +111,35 @@ typedef enum tds_commit_outcome {
 } tds_commit_outcome;
 
 /* ---------------------------------------------------------------------------------------------
- * Library information and errors. All of these are thread safe. */
+ * Library information and errors */
 
-/* TDS_VERSION_NUMBER of the library actually loaded. */
+/* TDS_VERSION_NUMBER of the library actually loaded. Thread safe. */
 TDS_API unsigned tds_version_number(void);
-/* "MAJOR.MINOR.PATCH" of the library actually loaded. Static storage: never freed. */
+/* "MAJOR.MINOR.PATCH" of the library actually loaded. Static storage: never freed.
+ * Thread safe. */
 TDS_API const char *tds_version(void);
 
 /* "ok", "invalid_argument", ...; "unknown" for numbers this library does not know.
- * Static storage, never NULL. */
+ * Static storage, never NULL. Thread safe. */
 TDS_API const char *tds_status_name(int status);
-/* "forced_sync", ..., "unchanged"; "unknown" otherwise. Static storage, never NULL. */
+/* "forced_sync", ..., "unchanged"; "unknown" otherwise. Static storage, never NULL.
+ * Thread safe. */
 TDS_API const char *tds_reason_name(int reason);
-/* "legacy" or "jcs"; "unknown" otherwise. Static storage, never NULL. */
+/* "legacy" or "jcs"; "unknown" otherwise. Static storage, never NULL. Thread safe. */
 TDS_API const char *tds_scheme_name(int scheme);
 
-/* The message of the most recent failure on the calling thread ("" before any). Thread-local:
- * valid until the next failing tds_ call on this thread. Never NULL; never free it.
- * A successful call does not clear it. */
+/* The message of the most recent failure on the calling thread ("" before any). Thread safe:
+ * each thread has its own. Owned by the library: valid until the next failing tds_ call on this
+ * thread; never NULL, never free it. A successful call does not clear it. */
 TDS_API const char *tds_last_error(void);
 /* The byte offset in the input where the most recent failure on this thread was found, or
- * (size_t)-1 when it has none. Thread-local, like tds_last_error(). */
+ * (size_t)-1 when it has none. Thread safe: per thread, like tds_last_error(). */
 TDS_API size_t tds_last_error_offset(void);
-/* Forgets the calling thread's last error. */
+/* Forgets the calling thread's last error (other threads keep theirs). Thread safe. */
 TDS_API void tds_clear_error(void);
 
-/* Frees memory the library handed out as a plain buffer (tds_canonicalize). NULL is fine.
- * Any thread may free it. */
+/* Frees a buffer the library handed to the caller (tds_canonicalize). NULL is fine.
+ * Thread safe: any thread may free it, once. */
 TDS_API void tds_free(void *buffer);
 
 /* ---------------------------------------------------------------------------------------------
@@ -147,9 +150,9 @@ typedef struct tds_digest {
   unsigned char bytes[32];
 } tds_digest;
 
-/* Writes 64 lowercase hex digits and a NUL into out (65 bytes). Thread safe. */
+/* Writes 64 lowercase hex digits and a NUL into the caller's out (65 bytes). Thread safe. */
 TDS_API int tds_digest_to_hex(char out[65], const tds_digest *digest);
-/* Parses 64 hex digits (any case) into out. Thread safe. */
+/* Parses 64 hex digits (any case) into the caller's *out. Thread safe. */
 TDS_API int tds_digest_from_hex(tds_digest *out, const char *hex, size_t hex_len);
 
 /* ---------------------------------------------------------------------------------------------
@@ -178,28 +181,30 @@ typedef struct tds_hash_options {
 
 #define TDS_HASH_OPTIONS_INIT {TDS_HASH_OPTIONS_VERSION, TDS_SCHEME_LEGACY, 0, 1, NULL, 0, NULL, 0, 512}
 
-/* Sets *opts to the defaults for the given version (pass TDS_HASH_OPTIONS_VERSION). */
+/* Sets the caller's *opts to the defaults for version (pass TDS_HASH_OPTIONS_VERSION).
+ * Thread safe. */
 TDS_API int tds_hash_options_init(tds_hash_options *opts, unsigned version);
 
 /* A reusable canonicalizer: holds the parser and buffers, so calls after the first allocate
  * almost nothing. Not thread safe: use one per thread (different hashers may run in parallel). */
 typedef struct tds_hasher tds_hasher;
 
-/* Creates a hasher; opts NULL means the defaults (legacy). Free it with tds_hasher_free().
- * Fails with TDS_E_POINTER_INVALID for a bad pointer, TDS_E_INVALID_ARGUMENT for bad options.
- * Thread safe. */
+/* Creates a hasher; opts NULL means the defaults (legacy). TDS_E_POINTER_INVALID for a bad
+ * pointer, TDS_E_INVALID_ARGUMENT for bad options. The caller owns *out: tds_hasher_free().
+ * opts is only read during the call. Thread safe. */
 TDS_API int tds_hasher_new(tds_hasher **out, const tds_hash_options *opts);
-/* NULL is fine. The hasher must not be in use on another thread. */
+/* Frees the hasher. NULL is fine. Not while another thread uses it. */
 TDS_API void tds_hasher_free(tds_hasher *hasher);
 
-/* The SHA-256 of the canonical form of one JSON document. Not thread safe per hasher. */
+/* The SHA-256 of the canonical form of one JSON document, into the caller's *out.
+ * One thread at a time per hasher. */
 TDS_API int tds_hash(tds_digest *out, tds_hasher *hasher, const char *json, size_t json_len);
-/* The same digest as 64 lowercase hex digits plus a NUL (out: 65 bytes). Not thread safe per
- * hasher. */
+/* The same digest as 64 lowercase hex digits plus a NUL, into the caller's out (65 bytes).
+ * One thread at a time per hasher. */
 TDS_API int tds_hash_hex(char out[65], tds_hasher *hasher, const char *json, size_t json_len);
 /* The canonical bytes themselves, in a new NUL-terminated buffer that the caller owns and frees
- * with tds_free(); *out_len (may be NULL) gets its length without the NUL. Not thread safe per
- * hasher. */
+ * with tds_free(); *out_len (may be NULL) gets its length without the NUL.
+ * One thread at a time per hasher. */
 TDS_API int tds_canonicalize(char **out, size_t *out_len, tds_hasher *hasher, const char *json,
                              size_t json_len);
 
@@ -219,7 +224,8 @@ typedef struct tds_page_options {
 
 #define TDS_PAGE_OPTIONS_INIT {TDS_PAGE_OPTIONS_VERSION, NULL, NULL, NULL}
 
-/* Sets *opts to the defaults for the given version (pass TDS_PAGE_OPTIONS_VERSION). */
+/* Sets the caller's *opts to the defaults for version (pass TDS_PAGE_OPTIONS_VERSION).
+ * Thread safe. */
 TDS_API int tds_page_options_init(tds_page_options *opts, unsigned version);
 
 /* The records of one page. Immutable once made: any number of threads may read one page at
@@ -230,33 +236,38 @@ typedef struct tds_page tds_page;
  * A page that is not JSON, or has no items array, fails as a whole (TDS_E_JSON_MALFORMED,
  * TDS_E_PAGE_MALFORMED, ...). An item that cannot be hashed does not fail the page: its record
  * carries a status instead of a digest, and such an entity must be synced, never skipped.
- * Not thread safe per hasher. */
+ * The caller owns *out (tds_page_free); it copies what it needs, so body may go at once.
+ * One thread at a time per hasher. */
 TDS_API int tds_hash_page(tds_page **out, tds_hasher *hasher, const char *body, size_t body_len,
                           const tds_page_options *opts);
-/* Frees the page and every string its accessors returned. NULL is fine. */
+/* Frees the page and every string its accessors returned. NULL is fine. Once, from any
+ * thread, when no thread reads the page any more. */
 TDS_API void tds_page_free(tds_page *page);
 
-/* Number of records (the items, in page order); 0 for NULL. */
+/* Number of records (the items, in page order); 0 for NULL. Thread safe. */
 TDS_API size_t tds_page_count(const tds_page *page);
-/* page_context.has_more_page: 1 or 0, or -1 when the page does not say (or page is NULL). */
+/* page_context.has_more_page: 1 or 0, or -1 when the page does not say (or page is NULL).
+ * Thread safe. */
 TDS_API int tds_page_has_more(const tds_page *page);
 /* The record's id exactly as written (the digits of a number, the text of a string), NUL
  * terminated; *len (may be NULL) gets its length. "" when the item has no usable id.
- * NULL when index is out of range. Owned by the page. */
+ * NULL when index is out of range. Owned by the page. Thread safe. */
 TDS_API const char *tds_page_record_id(const tds_page *page, size_t index, size_t *len);
 /* The record's modified field, NUL terminated; NULL when absent or null in the item (or index
- * out of range). *len (may be NULL) gets its length. Owned by the page. */
+ * out of range). *len (may be NULL) gets its length. Owned by the page. Thread safe. */
 TDS_API const char *tds_page_record_modified(const tds_page *page, size_t index, size_t *len);
 /* The record's digest; NULL when the item could not be hashed (see tds_page_record_status) or
- * index is out of range. Owned by the page. */
+ * index is out of range. Owned by the page. Thread safe. */
 TDS_API const tds_digest *tds_page_record_digest(const tds_page *page, size_t index);
-/* Where the item's bytes are in the page body: body[offset, offset + length). */
+/* Where the item's bytes are in the page body: body[offset, offset + length), into the
+ * caller's *offset and *length. Thread safe. */
 TDS_API int tds_page_record_span(size_t *offset, size_t *length, const tds_page *page,
                                  size_t index);
 /* TDS_OK when the item was hashed, else why not (TDS_E_ITEM_NO_ID, TDS_E_NUMBER_NAN_INF, ...).
- * TDS_E_INVALID_ARGUMENT when page is NULL or index out of range. */
+ * TDS_E_INVALID_ARGUMENT when page is NULL or index out of range. Thread safe. */
 TDS_API int tds_page_record_status(const tds_page *page, size_t index);
-/* Why the item could not be hashed; "" when it was. Never NULL. Owned by the page. */
+/* Why the item could not be hashed; "" when it was. Never NULL. Owned by the page.
+ * Thread safe. */
 TDS_API const char *tds_page_record_message(const tds_page *page, size_t index);
 
 /* ---------------------------------------------------------------------------------------------
@@ -300,7 +311,8 @@ typedef struct tds_client_options {
   {TDS_CLIENT_OPTIONS_VERSION, NULL, 6379, NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL,  \
    NULL, 1, 0, 1000, 1000, 30, NULL, 86400, 86400, 1000, 3, 5000, 50, 2000}
 
-/* Sets *opts to the defaults for the given version (pass TDS_CLIENT_OPTIONS_VERSION). */
+/* Sets the caller's *opts to the defaults for version (pass TDS_CLIENT_OPTIONS_VERSION).
+ * Thread safe. */
 TDS_API int tds_client_options_init(tds_client_options *opts, unsigned version);
 
 /* A connection to one Redis deployment. Thread safe: share one client between threads;
@@ -309,13 +321,15 @@ TDS_API int tds_client_options_init(tds_client_options *opts, unsigned version);
 typedef struct tds_client tds_client;
 
 /* Opens a client from options (NULL: all defaults). TDS_E_INVALID_ARGUMENT for bad values.
- * Thread safe. Free it with tds_client_free(). */
+ * The caller owns *out (tds_client_free); opts is only read during the call. Thread safe. */
 TDS_API int tds_client_open(tds_client **out, const tds_client_options *opts);
 /* Opens a client from a URL: redis://[user[:password]@]host[:port][/db][?options],
  * rediss:// (TLS), unix:///path.sock[?db=N], redis+cluster://host:port[,host:port...].
- * TDS_E_URL_INVALID with the fault's offset when it does not parse. Thread safe. */
+ * TDS_E_URL_INVALID with the fault's offset when it does not parse. The caller owns *out
+ * (tds_client_free); url is only read during the call. Thread safe. */
 TDS_API int tds_client_open_url(tds_client **out, const char *url);
-/* NULL is fine. No other thread may be using the client, and results it made stay valid. */
+/* Closes the connection and frees the client. NULL is fine. Once, when no other thread uses
+ * it; results it handed out stay valid and are freed on their own. */
 TDS_API void tds_client_free(tds_client *client);
 
 /* One PING round trip (connects if needed). Thread safe. */
@@ -343,29 +357,34 @@ typedef struct tds_check_result tds_check_result;
  * Redis failures do not fail the call: the entities they touch are decided
  * TDS_REASON_CACHE_CHECK_ERROR (sync), and tds_check_result_status() says why. The call fails
  * only on bad arguments (then *out is NULL and the caller must sync everything).
- * Thread safe. Free the result with tds_check_result_free(). */
+ * The caller owns *out (tds_check_result_free); entities are only read during the call.
+ * Thread safe. */
 TDS_API int tds_client_check(tds_check_result **out, tds_client *client,
                              const tds_entity *entities, size_t count);
-/* Frees the whole result. NULL is fine. */
+/* Frees the whole result and all it handed out. NULL is fine. Once, when no thread reads it
+ * and no commit in progress names it. */
 TDS_API void tds_check_result_free(tds_check_result *result);
 
-/* Number of decisions (= entities checked, in input order); 0 for NULL. */
+/* Number of decisions (= entities checked, in input order); 0 for NULL. Thread safe. */
 TDS_API size_t tds_check_result_count(const tds_check_result *result);
-/* The tds_reason of entity index; a negative status when result is NULL or index out of range. */
+/* The tds_reason of entity index; a negative status when result is NULL or index out of range.
+ * Thread safe. */
 TDS_API int tds_check_result_reason(const tds_check_result *result, size_t index);
 /* 1: sync entity index; 0: skip it. 1 also when result is NULL or index is out of range:
- * a mistake costs an extra sync, never a skip. */
+ * a mistake costs an extra sync, never a skip. Thread safe. */
 TDS_API int tds_check_result_should_sync(const tds_check_result *result, size_t index);
-/* Totals of the batch; 0 for NULL. */
+/* Totals of the batch; 0 for NULL. Thread safe. */
 TDS_API size_t tds_check_result_to_sync(const tds_check_result *result);
 TDS_API size_t tds_check_result_skipped(const tds_check_result *result);
 TDS_API size_t tds_check_result_cache_errors(const tds_check_result *result);
-/* How many entities were decided for the given reason; 0 for unknown reasons or NULL. */
+/* How many entities were decided for the given reason; 0 for unknown reasons or NULL.
+ * Thread safe. */
 TDS_API size_t tds_check_result_by_reason(const tds_check_result *result, int reason);
-/* TDS_OK when every lookup was answered, else why some failed (their entities sync). */
+/* TDS_OK when every lookup was answered, else why some failed (their entities sync).
+ * Thread safe. */
 TDS_API int tds_check_result_status(const tds_check_result *result);
 /* The message that goes with tds_check_result_status(); "" when ok. Never NULL; owned by the
- * result. */
+ * result. Thread safe. */
 TDS_API const char *tds_check_result_message(const tds_check_result *result);
 
 /* One entity whose database write succeeded. Frozen layout, like tds_entity. */
@@ -393,7 +412,8 @@ typedef struct tds_commit_result tds_commit_result;
 
 /* Records new states, atomically per entity, in one round trip. Per-item failures do not fail
  * the call (see tds_commit_result_outcome); bad arguments do, and then nothing is written.
- * Thread safe. Free the result with tds_commit_result_free(). */
+ * The caller owns *out (tds_commit_result_free); items, and the check results they name, are
+ * only read during the call. Thread safe. */
 TDS_API int tds_client_commit(tds_commit_result **out, tds_client *client,
                               const tds_commit_item *items, size_t count);
 
@@ -409,29 +429,32 @@ typedef struct tds_warm_record {
   size_t local_id_len;
 } tds_warm_record;
 
-/* Writes states for rows already synced, unconditionally. Thread safe. */
+/* Writes states for rows already synced, unconditionally. The caller owns *out
+ * (tds_commit_result_free); records are only read during the call. Thread safe. */
 TDS_API int tds_client_warm(tds_commit_result **out, tds_client *client, const char *entity_type,
                             size_t entity_type_len, const tds_warm_record *records, size_t count);
 
-/* Frees the whole result. NULL is fine. */
+/* Frees the whole result. NULL is fine. Once, when no thread reads it. */
 TDS_API void tds_commit_result_free(tds_commit_result *result);
-/* Number of outcomes (= items, in input order); 0 for NULL. */
+/* Number of outcomes (= items, in input order); 0 for NULL. Thread safe. */
 TDS_API size_t tds_commit_result_count(const tds_commit_result *result);
-/* The tds_commit_outcome of item index; a negative status for NULL or out of range. */
+/* The tds_commit_outcome of item index; a negative status for NULL or out of range.
+ * Thread safe. */
 TDS_API int tds_commit_result_outcome(const tds_commit_result *result, size_t index);
-/* The sync_count now stored for item index when written; 0 otherwise. */
+/* The sync_count now stored for item index when written; 0 otherwise. Thread safe. */
 TDS_API int64_t tds_commit_result_sync_count(const tds_commit_result *result, size_t index);
-/* Totals; 0 for NULL. */
+/* Totals; 0 for NULL. Thread safe. */
 TDS_API size_t tds_commit_result_written(const tds_commit_result *result);
 TDS_API size_t tds_commit_result_conflicts(const tds_commit_result *result);
 TDS_API size_t tds_commit_result_errors(const tds_commit_result *result);
-/* TDS_OK when every item was written or refused cleanly, else the first failure. */
+/* TDS_OK when every item was written or refused cleanly, else the first failure.
+ * Thread safe. */
 TDS_API int tds_commit_result_status(const tds_commit_result *result);
-/* Its message; "" when ok. Never NULL; owned by the result. */
+/* Its message; "" when ok. Never NULL; owned by the result. Thread safe. */
 TDS_API const char *tds_commit_result_message(const tds_commit_result *result);
 
-/* Deletes one entity's state; *removed (may be NULL) gets 1 if it existed, else 0.
- * Thread safe. */
+/* Deletes one entity's state; the caller's *removed (may be NULL) gets 1 if it existed,
+ * else 0. Thread safe. */
 TDS_API int tds_client_invalidate(uint64_t *removed, tds_client *client, const char *entity_type,
                                   size_t entity_type_len, const char *entity_id,
                                   size_t entity_id_len);
@@ -448,37 +471,40 @@ TDS_API int tds_client_invalidate_type(uint64_t *removed, tds_client *client,
 typedef struct tds_state tds_state;
 
 /* Reads one state. TDS_E_NOT_FOUND (and *out NULL) when there is none; TDS_E_INVALID_ARGUMENT
- * or TDS_E_JSON_MALFORMED when the stored value does not decode. Thread safe. */
+ * or TDS_E_JSON_MALFORMED when the stored value does not decode. The caller owns *out
+ * (tds_state_free). Thread safe. */
 TDS_API int tds_client_get_state(tds_state **out, tds_client *client, const char *entity_type,
                                  size_t entity_type_len, const char *entity_id,
                                  size_t entity_id_len);
-/* NULL is fine. */
+/* Frees the state and its strings. NULL is fine. Once, when no thread reads it. */
 TDS_API void tds_state_free(tds_state *state);
 
 /* NUL-terminated strings owned by the state; *len (may be NULL) gets the length. NULL for a
- * NULL state, and for local_id / last_modified_time when the state has none. */
+ * NULL state, and for local_id / last_modified_time when the state has none. Thread safe. */
 TDS_API const char *tds_state_entity_type(const tds_state *state, size_t *len);
 TDS_API const char *tds_state_entity_id(const tds_state *state, size_t *len);
 TDS_API const char *tds_state_local_id(const tds_state *state, size_t *len);
 TDS_API const char *tds_state_content_hash(const tds_state *state, size_t *len); /* 64 hex */
 TDS_API const char *tds_state_last_modified_time(const tds_state *state, size_t *len);
 TDS_API const char *tds_state_cached_at(const tds_state *state, size_t *len);   /* ISO-8601 UTC */
-/* How many times the entity was committed; -1 for NULL. */
+/* How many times the entity was committed; -1 for NULL. Thread safe. */
 TDS_API int64_t tds_state_sync_count(const tds_state *state);
-/* The tds_scheme the digest was made with (an entry without one is legacy); -1 for NULL. */
+/* The tds_scheme the digest was made with (an entry without one is legacy); -1 for NULL.
+ * Thread safe. */
 TDS_API int tds_state_scheme(const tds_state *state);
 
 /* ---------------------------------------------------------------------------------------------
  * Batch markers */
 
 /* Records that a batch of one entity type finished: stats_json (any bytes) is stored for two
- * hours under tds:batch:sync:{entity_type}:{batch_id}. Thread safe. */
+ * hours under tds:batch:sync:{entity_type}:{batch_id}. Arguments are only read during the
+ * call. Thread safe. */
 TDS_API int tds_client_mark_batch_complete(tds_client *client, const char *entity_type,
                                            size_t entity_type_len, const char *batch_id,
                                            size_t batch_id_len, const char *stats_json,
                                            size_t stats_json_len);
-/* *out = 1 when a batch of this type was marked complete within the last window_seconds,
- * else 0 (also for markers of unknown age). Thread safe. */
+/* The caller's *out = 1 when a batch of this type was marked complete within the last
+ * window_seconds, else 0 (also for markers of unknown age). Thread safe. */
 TDS_API int tds_client_batch_synced_recently(int *out, tds_client *client,
                                              const char *entity_type, size_t entity_type_len,
                                              int64_t window_seconds);
@@ -516,14 +542,15 @@ typedef struct tds_stats {
   tds_latency commit_latency;  /* per tds_client_commit / tds_client_warm */
 } tds_stats;
 
-#define TDS_STATS_INIT {TDS_STATS_VERSION, 0, {0}, 0, 0, 0, 0, 0, 0, 0, 0.0, {0, 0.0, 0.0, 0.0}, {0, 0.0, 0.0, 0.0}}
+#define TDS_STATS_INIT \
+  {TDS_STATS_VERSION, 0, {0}, 0, 0, 0, 0, 0, 0, 0, 0.0, {0, 0.0, 0.0, 0.0}, {0, 0.0, 0.0, 0.0}}
 
-/* Zeroes *stats and sets its version (pass TDS_STATS_VERSION). */
+/* Zeroes the caller's *stats and sets its version (pass TDS_STATS_VERSION). Thread safe. */
 TDS_API int tds_stats_init(tds_stats *stats, unsigned version);
-/* Fills *out (whose version must be set) with the client's counters. Thread safe; never waits
- * for Redis. */
+/* Fills the caller's *out (whose version must be set) with the client's counters. Thread
+ * safe; never waits for Redis. */
 TDS_API int tds_client_stats(tds_stats *out, const tds_client *client);
-/* Zeroes the client's counters. Thread safe. */
+/* Zeroes the client's counters. Thread safe (a check running meanwhile may be half counted). */
 TDS_API int tds_client_reset_stats(tds_client *client);
 
 #ifdef __cplusplus

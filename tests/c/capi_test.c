@@ -70,14 +70,16 @@ static double now_seconds(void) {
 static const char widget[] =
     "{\"name\": \"Widget\", \"item_id\": 2646610000000113574, \"rate\": 12.5, \"updated_at\": \"x\", "
     "\"note\": null, \"tags\": [\"a\", null]}";
-static const char widget_legacy[] = "{\"item_id\": 2646610000000113574, \"name\": \"Widget\", \"rate\": 12.5, \"tags\": [\"a\", null]}";
+static const char widget_legacy[] =
+    "{\"item_id\": 2646610000000113574, \"name\": \"Widget\", \"rate\": 12.5, \"tags\": [\"a\", null]}";
 static const char widget_legacy_hex[] = "0454d7e04ea5f86c004ea43fa45aa768a8abd1a4aa7790a76a03bfe1068fe51c";
 static const char widget_jcs[] =
     "{\"item_id\":2646610000000113574,\"name\":\"Widget\",\"note\":null,\"rate\":12.5,\"tags\":[\"a\",null],"
     "\"updated_at\":\"x\"}";
 static const char widget_jcs_hex[] = "0c961b3d2640483986f395ba0a40f58f8525b45dedf921c2da657f4fc3519396";
 /* strict: the 19-digit id goes through a double */
-static const char widget_jcs_strict_hex[] = "82bcaafe4b7f8b96070d939601681cf2dd2589a51917a6838403f8610bc83b18";
+static const char widget_jcs_strict_hex[] =
+    "82bcaafe4b7f8b96070d939601681cf2dd2589a51917a6838403f8610bc83b18";
 /* legacy, exclude_fields = {"name"} instead of the defaults */
 static const char widget_no_name_hex[] = "201b0f2db75b3207defee42f96dea7641f6acb9c753007b3e62f6ff64a80b367";
 /* legacy defaults plus the pointer /tags/1 */
@@ -166,7 +168,8 @@ static void test_digests(void) {
   CHECK(d.bytes[0] == 0x04 && d.bytes[1] == 0x54 && d.bytes[31] == 0x1c);
   CHECK_RC(tds_digest_to_hex(hex, &d), TDS_OK);
   CHECK_STR(hex, widget_legacy_hex);
-  CHECK_RC(tds_digest_from_hex(&e, "0454D7E04EA5F86C004EA43FA45AA768A8ABD1A4AA7790A76A03BFE1068FE51C", 64), TDS_OK);
+  CHECK_RC(tds_digest_from_hex(&e, "0454D7E04EA5F86C004EA43FA45AA768A8ABD1A4AA7790A76A03BFE1068FE51C", 64),
+           TDS_OK);
   CHECK(memcmp(d.bytes, e.bytes, 32) == 0);
   CHECK_RC(tds_digest_from_hex(&e, widget_legacy_hex, 63), TDS_E_INVALID_ARGUMENT);
   CHECK_RC(tds_digest_from_hex(&e, "zz54d7e04ea5f86c004ea43fa45aa768a8abd1a4aa7790a76a03bfe1068fe51c", 64),

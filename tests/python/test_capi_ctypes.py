@@ -247,7 +247,8 @@ def test_jcs_canonical_bytes_come_back_in_a_buffer_freed_by_tds_free(lib: ctypes
     out, length = ctypes.c_void_p(), ctypes.c_size_t()
     text = b'{"b": [1, 2.50, "x"], "a": null}'
     try:
-        assert lib.tds_canonicalize(ctypes.byref(out), ctypes.byref(length), hasher, text, len(text)) == TDS_OK
+        status = lib.tds_canonicalize(ctypes.byref(out), ctypes.byref(length), hasher, text, len(text))
+        assert status == TDS_OK
         assert out.value is not None
         canonical = ctypes.string_at(out.value, length.value)
         assert canonical == b'{"a":null,"b":[1,2.5,"x"]}'
@@ -277,9 +278,10 @@ def test_bad_url_is_refused_with_its_reason(lib: ctypes.CDLL) -> None:
 
 
 def test_page_records_carry_ids_times_digests_and_item_errors(lib: ctypes.CDLL) -> None:
-    items: list[dict[str, Any]] = [{"item_id": 11, "name": "A", "last_modified_time": "2025-11-13T08:30:00+0300"},
-             {"item_id": "S-2", "name": "B", "last_modified_time": None},
-             {"name": "no id"}]
+    items: list[dict[str, Any]] = [
+        {"item_id": 11, "name": "A", "last_modified_time": "2025-11-13T08:30:00+0300"},
+        {"item_id": "S-2", "name": "B", "last_modified_time": None},
+        {"name": "no id"}]
     body = json.dumps({"code": 0, "items": items, "page_context": {"has_more_page": False}}).encode()
     hasher = new_hasher(lib)
     page = ctypes.c_void_p()
