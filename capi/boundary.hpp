@@ -3,7 +3,9 @@
 // arguments. Internal: never installed. The entry points themselves live in capi/*.cpp.
 #pragma once
 
+#include <array>
 #include <cstddef>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -66,15 +68,33 @@ inline const char* c_str(const std::string& s, std::size_t* len) noexcept {
 
 inline int as_int(status s) noexcept { return static_cast<int>(s); }
 
-// The body of every *_options_init: check the version the caller knows, then set the
-// defaults (the struct's _INIT macro) stamped with that version.
-template <class Options>
-int init_versioned(Options* opts, unsigned version, unsigned current, const Options& defaults,
-                   const char* function, const char* type_name) noexcept {
+// The history of a versioned struct: its size at versions 1, 2, ... A caller built against an
+// older header hands over a smaller struct, so the library writes only that many bytes, and
+// reads only the fields that version had. Growing a struct means appending its new size.
+template <std::size_t N>
+struct struct_history {
+  const char* name;
+  std::array<std::size_t, N> sizes;
+  constexpr unsigned current() const noexcept { return static_cast<unsigned>(N); }
+};
+
+// Copies value (stamped with version) into the caller's struct, as much of it as that
+// version had. The version must have been checked.
+template <class Versioned, std::size_t N>
+void write_versioned(Versioned* out, Versioned value, unsigned version,
+                     const struct_history<N>& history) noexcept {
+  value.version = version;
+  std::memcpy(static_cast<void*>(out), &value, history.sizes[version - 1]);
+}
+
+// The body of every *_init: check the version the caller knows, then set the defaults (the
+// struct's _INIT macro).
+template <class Versioned, std::size_t N>
+int init_versioned(Versioned* opts, unsigned version, const struct_history<N>& history,
+                   const Versioned& defaults, const char* function) noexcept {
   if (opts == nullptr) return fail_null(function, "opts");
-  if (!check_version(version, current, type_name)) return as_int(status::invalid_argument);
-  *opts = defaults;
-  opts->version = version;
+  if (!check_version(version, history.current(), history.name)) return as_int(status::invalid_argument);
+  write_versioned(opts, defaults, version, history);
   return 0;
 }
 

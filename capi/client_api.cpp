@@ -39,6 +39,11 @@ namespace {
 using namespace tds::capi;
 using std::chrono::milliseconds;
 
+constexpr struct_history<1> client_options_history{"tds_client_options", {sizeof(tds_client_options)}};
+constexpr struct_history<1> stats_history{"tds_stats", {sizeof(tds_stats)}};
+static_assert(client_options_history.current() == TDS_CLIENT_OPTIONS_VERSION);
+static_assert(stats_history.current() == TDS_STATS_VERSION);
+
 // TDS_CLIENT_OPTIONS_INIT spells the C++ defaults (its NULL strings mean "the default").
 constexpr bool client_defaults_match() {
   const tds::client_config c;
@@ -88,7 +93,7 @@ tds::digest to_digest(const tds_digest& d) noexcept {
 }
 
 int read_client_options(tds::client_config& c, const tds_client_options& o) {
-  if (!check_version(o.version, TDS_CLIENT_OPTIONS_VERSION, "tds_client_options"))
+  if (!check_version(o.version, client_options_history.current(), client_options_history.name))
     return TDS_E_INVALID_ARGUMENT;
   const auto set = [](std::string& field, const char* value) {
     if (value != nullptr) field = value;
@@ -215,8 +220,7 @@ extern "C" {
 
 int tds_client_options_init(tds_client_options* opts, unsigned version) {
   const tds_client_options defaults = TDS_CLIENT_OPTIONS_INIT;
-  return init_versioned(opts, version, TDS_CLIENT_OPTIONS_VERSION, defaults, "tds_client_options_init",
-                        "tds_client_options");
+  return init_versioned(opts, version, client_options_history, defaults, "tds_client_options_init");
 }
 
 int tds_client_open(tds_client** out, const tds_client_options* opts) {
@@ -504,27 +508,28 @@ int tds_client_batch_synced_recently(int* out, tds_client* client, const char* e
 
 int tds_stats_init(tds_stats* stats, unsigned version) {
   const tds_stats zero = TDS_STATS_INIT;
-  return init_versioned(stats, version, TDS_STATS_VERSION, zero, "tds_stats_init", "tds_stats");
+  return init_versioned(stats, version, stats_history, zero, "tds_stats_init");
 }
 
 int tds_client_stats(tds_stats* out, const tds_client* client) {
   if (const int rc = check_call(out, client, "tds_client_stats"); rc != TDS_OK) return rc;
-  if (!check_version(out->version, TDS_STATS_VERSION, "tds_stats")) return TDS_E_INVALID_ARGUMENT;
-  const tds::stats_snapshot s = client->client.stats();
   const unsigned version = out->version;
-  tds_stats_init(out, version);
-  out->reason_count = static_cast<unsigned>(tds::reason_count);
-  for (std::size_t r = 0; r < s.by_reason.size(); ++r) out->by_reason[r] = s.by_reason[r];
-  out->checked = s.checked;
-  out->skipped = s.skipped;
-  out->to_sync = s.to_sync;
-  out->cache_errors = s.cache_errors;
-  out->synced = s.synced;
-  out->conflicts = s.conflicts;
-  out->failed = s.failed;
-  out->hit_rate = s.hit_rate;
-  copy_latency(out->check_latency, s.check_latency);
-  copy_latency(out->commit_latency, s.commit_latency);
+  if (!check_version(version, stats_history.current(), stats_history.name)) return TDS_E_INVALID_ARGUMENT;
+  const tds::stats_snapshot s = client->client.stats();
+  tds_stats filled = TDS_STATS_INIT;
+  filled.reason_count = static_cast<unsigned>(tds::reason_count);
+  for (std::size_t r = 0; r < s.by_reason.size(); ++r) filled.by_reason[r] = s.by_reason[r];
+  filled.checked = s.checked;
+  filled.skipped = s.skipped;
+  filled.to_sync = s.to_sync;
+  filled.cache_errors = s.cache_errors;
+  filled.synced = s.synced;
+  filled.conflicts = s.conflicts;
+  filled.failed = s.failed;
+  filled.hit_rate = s.hit_rate;
+  copy_latency(filled.check_latency, s.check_latency);
+  copy_latency(filled.commit_latency, s.commit_latency);
+  write_versioned(out, filled, version, stats_history);
   return TDS_OK;
 }
 

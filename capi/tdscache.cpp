@@ -252,6 +252,11 @@ struct tds_page {
 
 namespace {
 
+constexpr struct_history<1> hash_options_history{"tds_hash_options", {sizeof(tds_hash_options)}};
+constexpr struct_history<1> page_options_history{"tds_page_options", {sizeof(tds_page_options)}};
+static_assert(hash_options_history.current() == TDS_HASH_OPTIONS_VERSION);
+static_assert(page_options_history.current() == TDS_PAGE_OPTIONS_VERSION);
+
 // The _INIT macro's defaults are the C++ defaults.
 static_assert(tds_hash_options(TDS_HASH_OPTIONS_INIT).max_depth == tds::canonical_options{}.max_depth);
 
@@ -275,7 +280,8 @@ bool read_names(std::vector<std::string>& out, const char* const* names, std::si
 }
 
 int read_hash_options(tds::canonical_options& out, const tds_hash_options& in) {
-  if (!check_version(in.version, TDS_HASH_OPTIONS_VERSION, "tds_hash_options")) return TDS_E_INVALID_ARGUMENT;
+  if (!check_version(in.version, hash_options_history.current(), hash_options_history.name))
+    return TDS_E_INVALID_ARGUMENT;
   if (!read_scheme(out.scheme, in.scheme, "tds_hasher_new")) return TDS_E_INVALID_ARGUMENT;
   out.strict = in.strict != 0;
   out.max_depth = in.max_depth;
@@ -308,8 +314,7 @@ extern "C" {
 
 int tds_hash_options_init(tds_hash_options* opts, unsigned version) {
   const tds_hash_options defaults = TDS_HASH_OPTIONS_INIT;
-  return init_versioned(opts, version, TDS_HASH_OPTIONS_VERSION, defaults, "tds_hash_options_init",
-                        "tds_hash_options");
+  return init_versioned(opts, version, hash_options_history, defaults, "tds_hash_options_init");
 }
 
 int tds_hasher_new(tds_hasher** out, const tds_hash_options* opts) {
@@ -376,8 +381,7 @@ int tds_canonicalize(char** out, size_t* out_len, tds_hasher* hasher, const char
 
 int tds_page_options_init(tds_page_options* opts, unsigned version) {
   const tds_page_options defaults = TDS_PAGE_OPTIONS_INIT;
-  return init_versioned(opts, version, TDS_PAGE_OPTIONS_VERSION, defaults, "tds_page_options_init",
-                        "tds_page_options");
+  return init_versioned(opts, version, page_options_history, defaults, "tds_page_options_init");
 }
 
 int tds_hash_page(tds_page** out, tds_hasher* hasher, const char* body, size_t body_len,
@@ -389,7 +393,7 @@ int tds_hash_page(tds_page** out, tds_hasher* hasher, const char* body, size_t b
   return guarded([&]() -> int {
     tds::page_options where;
     if (opts != nullptr) {
-      if (!check_version(opts->version, TDS_PAGE_OPTIONS_VERSION, "tds_page_options"))
+      if (!check_version(opts->version, page_options_history.current(), page_options_history.name))
         return as_int(tds::status::invalid_argument);
       if (opts->items_key && *opts->items_key) where.items_key = opts->items_key;
       if (opts->id_field && *opts->id_field) where.id_field = opts->id_field;
