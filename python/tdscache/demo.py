@@ -41,8 +41,7 @@ SIM_KEY = "items"  # the simulator's dataset behind PRODUCTS
 # Zoho's documented limit per organization; the client waits out 429s as Retry-After asks.
 ZOHO_RATE_LIMIT_PER_MINUTE = 100
 # The other data sets are not synced by the demo; small sizes keep the simulator's start-up short.
-_SIDE_COUNTS = {"contact_count": 20, "invoice_count": 5, "salesorder_count": 5, "bill_count": 5,
-                "purchaseorder_count": 5}
+_SIDE_COUNT = 5
 
 
 @dataclass
@@ -151,7 +150,10 @@ def run_demo(options: DemoOptions, console: Optional[Console] = None) -> int:
             cleanup.callback(_remove_or_keep, workdir, options.keep, console)
             redis_url, key_prefix = _start_redis(options, cleanup, console)
             sim_config = SimulatorConfig(seed=options.seed, item_count=options.products,
-                                         rate_limit_per_minute=options.rate_limit_per_minute, **_SIDE_COUNTS)
+                                         rate_limit_per_minute=options.rate_limit_per_minute,
+                                         contact_count=_SIDE_COUNT, invoice_count=_SIDE_COUNT,
+                                         salesorder_count=_SIDE_COUNT, bill_count=_SIDE_COUNT,
+                                         purchaseorder_count=_SIDE_COUNT)
             simulator = UvicornThread(create_simulator(sim_config))
             cleanup.callback(simulator.stop)
             simulator.start()

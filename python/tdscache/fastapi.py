@@ -167,9 +167,8 @@ async def bulk_sync(entity: str, response: Response, body: Optional[BulkSyncRequ
         entity_type = resolve_entity_type(entity)
     except ValueError as exc:
         raise HTTPException(404, str(exc)) from exc
-    options = body or BulkSyncRequest()
-    config = SyncConfig(entity_type, force=options.force,
-                        **({"batch_size": options.batch_size} if options.batch_size else {}))
+    options = body or BulkSyncRequest.model_validate({})
+    config = SyncConfig(entity_type, batch_size=options.batch_size or SyncConfig.batch_size, force=options.force)
     result = await orchestrator.sync_entity(config)
     if not result.complete:
         response.status_code = 502

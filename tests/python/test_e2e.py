@@ -14,6 +14,7 @@ import tdscache
 from tdscache.testing import RedisServer, SimulatorConfig, ZohoSimulator, client_config_for, create_app, get_simulator
 from tdscache.zoho import EntityType, SyncConfig, SyncDatabase, SyncResult, UnifiedZohoClient
 from tdscache.zoho.cached import CachedZohoSyncOrchestrator
+from test_zoho_client import FakeTime  # a clock the client's sleeps move: a Retry-After costs no real time
 from test_zoho_db import postgres_db  # noqa: F401  (a fixture: a throwaway schema, or a skip with the reason)
 
 PRODUCTS = SyncConfig(EntityType.PRODUCTS)
@@ -123,31 +124,15 @@ async def test_a_token_that_expires_mid_sync_is_refreshed_and_nothing_is_lost(
     assert outcome(again) == (0, 1312, 0)
 
 
-class FakeTime:
-    """A clock shared by the simulator's rate window and the client, moved only by the client's
-    sleeps: a 60-second Retry-After costs no real time."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 async def test_429_answers_are_waited_out_as_retry_after_asks(sqlite_db: SyncDatabase,
                                                               fresh_redis: RedisServer) -> None:
     time = FakeTime()
-    config = SimulatorConfig(seed=7, rate_limit_per_minute=3, clock=time.clock)
+    config = SimulatorConfig(seed=7, rate_limit_per_minute=3, clock=time)
     app = create_app(config)
     simulator = get_simulator(app)
     client_config = client_config_for("http://zoho.sim", config)
     async with UnifiedZohoClient(client_config, transport=httpx.ASGITransport(app=app), sleep=time.sleep,
-                                 clock=time.clock) as client:
+                                 clock=time) as client:
         orchestrator = RecordingOrchestrator(client, database=sqlite_db, cache=tdscache.AsyncCache(fresh_redis.url))
         result = await orchestrator.sync_entity(PRODUCTS)
     assert outcome(result) == (1312, 0, 0) and result.complete
