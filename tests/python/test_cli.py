@@ -272,9 +272,10 @@ def test_demo_default_run_is_the_readme_scenario() -> None:
     output = done.stdout.decode()
     assert done.returncode == 0, output + done.stderr.decode()
     assert "Zoho: 66 of 1312 products changed" in output
-    assert "(3. after 66 changed): 66 synced, 1246 skipped, 0 failed, 66 DB writes" in output
+    assert "(66 changed): 66 synced, 1246 skipped, 0 failed, 66 DB writes" in output
     assert "Cache Statistics: Hit Rate: 100.0%, Total Checked: 1312, Skipped: 1312, Synced: 0" in output
-    assert re.search(r"with cache\s+2\. repeat, nothing changed\s+[\d.]+ s\s+0\s+1312\s+0\s+0\s+yes", output)
+    assert re.search(r"^ ?cached\s+no changes\s+[\d.]+ s\s+0\s+1312\s+0\s+0\s+yes\s*$", output, re.M)
+    assert re.search(r"^ ?uncached\s+66 changed\s+[\d.]+ s\s+1312\s+0\s+0\s+1312\s+yes\s*$", output, re.M)
     assert_cleaned_up(*started_resources(output))
 
 
