@@ -173,6 +173,10 @@ result<bool> reply_reader::next(reply& out) {
   return true;
 }
 
+bool reply_reader::has_buffered() const noexcept {
+  return impl_->reader != nullptr && (impl_->reader->pos < impl_->reader->len || impl_->reader->ridx >= 0);
+}
+
 void reply_reader::reset() {
   if (impl_->reader != nullptr) redisReaderFree(impl_->reader);
   impl_->reader = nullptr;

@@ -56,6 +56,8 @@ class reply_reader {
   result<bool> next(reply& out);
   // Drops buffered bytes and partial replies (after the connection was closed).
   void reset();
+  // Whether bytes of a further reply are waiting (after all expected replies were taken).
+  bool has_buffered() const noexcept;
 
  private:
   struct impl;

@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <new>
 #include <string>
 #include <utility>
 
@@ -572,7 +573,19 @@ result<void> session::run(command_source& out, std::size_t replies,
     return delivered == replies;
   };
   if (replies == 0) return {status::internal, "an exchange must expect at least one reply"};
-  auto r = conn_->transfer(out, on_read, cfg_.command_timeout, until);
+  result<void> r;
+  try {
+    r = conn_->transfer(out, on_read, cfg_.command_timeout, until);
+  } catch (const std::bad_alloc&) {
+    r = result<void>(status::out_of_memory, "out of memory during a Redis exchange");
+  } catch (...) {
+    r = result<void>(status::internal, "exception during a Redis exchange");
+  }
+  // Whatever interrupted the exchange, replies may still be on the way; the connection's
+  // framing can no longer be trusted, so it goes. The same holds for bytes nobody asked for.
+  if (r.ok() && reader_.has_buffered()) {
+    r = result<void>(status::protocol, "Redis at " + where_.describe() + " sent more replies than commands");
+  }
   if (!r.ok()) disconnect();
   return r;
 }

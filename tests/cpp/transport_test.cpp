@@ -87,6 +87,23 @@ TEST(RespReader, ErrorRepliesInsideArraysKeepTheirText) {
   EXPECT_EQ(r.elements[1].str, "OOM command not allowed");
 }
 
+TEST(RespReader, KnowsWhenBytesBeyondTheLastReplyAreWaiting) {
+  // An exchange that got all its replies drops the connection if more bytes wait: they would
+  // otherwise be taken as the next exchange's answers.
+  reply_reader reader;
+  EXPECT_FALSE(reader.has_buffered());
+  ASSERT_TRUE(reader.feed("+OK\r\n+O").ok());
+  reply r;
+  ASSERT_TRUE(reader.next(r).value());
+  EXPECT_TRUE(reader.has_buffered()) << "half a reply is waiting";
+  ASSERT_TRUE(reader.feed("K\r\n").ok());
+  ASSERT_TRUE(reader.next(r).value());
+  EXPECT_FALSE(reader.has_buffered());
+  ASSERT_TRUE(reader.feed("*2\r\n:1\r\n").ok());
+  ASSERT_FALSE(reader.next(r).value());
+  EXPECT_TRUE(reader.has_buffered()) << "an array is half parsed";
+}
+
 TEST(RespReader, GarbageIsAProtocolError) {
   reply_reader reader;
   ASSERT_TRUE(reader.feed("?what\r\n").ok());
