@@ -142,7 +142,9 @@ bool read_text(std::string_view& out, const char* data, std::size_t length, cons
     fail_null(function, argument);
     return false;
   }
-  out = data == nullptr ? std::string_view() : std::string_view(data, length);
+  // A NULL empty string becomes a real empty string: the core may memcpy from data(), and
+  // memcpy from NULL is undefined even for 0 bytes.
+  out = data == nullptr ? std::string_view("", 0) : std::string_view(data, length);
   return true;
 }
 
