@@ -200,7 +200,7 @@ struct canonicalizer::impl {
       padded_capacity = std::max(need, padded_capacity * 2);
       padded.reset(new char[padded_capacity]);
     }
-    std::memcpy(padded.get(), json.data(), json.size());
+    if (!json.empty()) std::memcpy(padded.get(), json.data(), json.size());  // data() may be null
     std::memset(padded.get() + json.size(), 0, simdjson::SIMDJSON_PADDING);
     base = padded.get();
     if (keys.capacity() < json.size()) keys.reserve(json.size());
