@@ -172,6 +172,7 @@ struct canonicalizer::impl {
   std::string out, scratch, keys, text;
   std::vector<member> members;
   const char* base = nullptr;  // start of the padded input, for error offsets
+  std::size_t input_size = 0;
   error err;
   item_capture* capture = nullptr;
 
@@ -190,8 +191,44 @@ struct canonicalizer::impl {
     if (e == simdjson::DEPTH_ERROR) code = status::depth_exceeded;
     if (e == simdjson::MEMALLOC) code = status::out_of_memory;
     std::string message = std::string("invalid JSON: ") + simdjson::error_message(e);
-    if (e == simdjson::UTF8_ERROR) message = "input is not valid UTF-8";
+    if (e == simdjson::UTF8_ERROR) return fail(code, "input is not valid UTF-8", nullptr);
+    if (code == status::json_malformed) explain_structure(message, at);
     return fail(code, std::move(message), at);
+  }
+
+  // simdjson reports unbalanced input without a position. Find it: where the root value ends
+  // (trailing content after it) or that it never ends (truncated input).
+  bool explain_structure(std::string& message, const char*& at) const {
+    if (!base) return false;
+    const char* end = base + input_size;
+    const char* p = base;
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) ++p;
+    if (p == end) {
+      message = "empty input: no JSON value";
+      at = p;
+      return true;
+    }
+    if (*p != '{' && *p != '[') return false;
+    int depth = 0;
+    for (; p < end; ++p) {
+      const char c = *p;
+      if (c == '"') {
+        for (++p; p < end && *p != '"'; ++p)
+          if (*p == '\\') ++p;
+      } else if (c == '{' || c == '[') {
+        ++depth;
+      } else if ((c == '}' || c == ']') && --depth == 0) {
+        const char* rest = p + 1;
+        while (rest < end && (*rest == ' ' || *rest == '\n' || *rest == '\r' || *rest == '\t')) ++rest;
+        if (rest == end) return false;
+        message = "trailing content after the JSON value";
+        at = rest;
+        return true;
+      }
+    }
+    message = "truncated JSON: the input ends inside an object, array or string";
+    at = end;
+    return true;
   }
 
   const char* load(std::string_view json) {
@@ -203,6 +240,7 @@ struct canonicalizer::impl {
     if (!json.empty()) std::memcpy(padded.get(), json.data(), json.size());  // data() may be null
     std::memset(padded.get() + json.size(), 0, simdjson::SIMDJSON_PADDING);
     base = padded.get();
+    input_size = json.size();
     if (keys.capacity() < json.size()) keys.reserve(json.size());
     return base;
   }

@@ -24,7 +24,7 @@ from ._errors import CacheUnavailableError, ConfigError, Error, InputError
 from .cache import DEFAULT_REDIS_URL, Cache
 from .hashing import Hasher
 from .orchestrator import CACHE_TYPES, cache_type_of
-from .service import _redacted
+from .service import redact_url
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -53,7 +53,7 @@ def _open_cache(args: argparse.Namespace, scheme: str = "legacy") -> Cache:
     try:
         cache.ping()
     except Error as exc:
-        raise CommandError(f"Redis at {_redacted(cache.url)} is unreachable: {exc}") from exc
+        raise CommandError(f"Redis at {redact_url(cache.url)} is unreachable: {exc}") from exc
     return cache
 
 
@@ -68,7 +68,7 @@ def _cache_type(name: str) -> str:
 
 def _redis_failure(cache: Cache, exc: Error) -> CommandError:
     if isinstance(exc, CacheUnavailableError):
-        return CommandError(f"Redis at {_redacted(cache.url)} failed: {exc}")
+        return CommandError(f"Redis at {redact_url(cache.url)} failed: {exc}")
     return CommandError(str(exc))
 
 
@@ -85,7 +85,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     ping_ms = (time.perf_counter() - started) * 1000
     config = cache.config()
     report = {
-        "redis_url": _redacted(cache.url),
+        "redis_url": redact_url(cache.url),
         "reachable": True,
         "ping_ms": round(ping_ms, 3),
         "key_prefix": config.get("key_prefix"),
@@ -215,7 +215,7 @@ async def _read_warm_rows(database_url: Optional[str], entity: Any) -> list[Any]
         database = SyncDatabase(database_url) if database_url else SyncDatabase.from_env()
     except (ValueError, ImportError) as exc:
         raise CommandError(f"bad database URL: {exc}", EXIT_USAGE) from exc
-    where = _redacted(database.url)
+    where = redact_url(database.url)
     try:
         if database.dialect == "sqlite":
             path = make_url(database.url).database

@@ -29,7 +29,7 @@ from rich.text import Text
 
 from .cache import AsyncCache
 from .fastapi import create_app
-from .service import _redacted
+from .service import redact_url
 from .testing import RedisServer, SimulatorConfig, UvicornThread, client_config_for, create_app as create_simulator
 from .zoho.cached import CachedZohoSyncOrchestrator
 from .zoho.client import UnifiedZohoClient
@@ -193,7 +193,7 @@ def _start_redis(options: DemoOptions, cleanup: contextlib.ExitStack, console: C
     reads or deletes anyone else's states)."""
     if options.redis_url:
         prefix = f"tdscache-demo:{secrets.token_hex(4)}:entity:state"
-        console.print(f"Redis at {_redacted(options.redis_url)} (demo keys under {prefix}:)")
+        console.print(f"Redis at {redact_url(options.redis_url)} (demo keys under {prefix}:)")
         return options.redis_url, prefix
     server = RedisServer(unix_socket=True)
     cleanup.callback(server.close)
@@ -208,7 +208,7 @@ async def _run(options: DemoOptions, console: Console, redis_url: str, key_prefi
     try:
         await cache.ping()
     except Exception as exc:
-        console.print(f"[red]cannot use Redis at {_redacted(redis_url)}: {exc}[/red]")
+        console.print(f"[red]cannot use Redis at {redact_url(redis_url)}: {exc}[/red]")
         return 1
     records: list[RunRecord] = []
     async with contextlib.AsyncExitStack() as stack:

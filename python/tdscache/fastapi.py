@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ._errors import CacheUnavailableError, Error
 from .cache import AsyncCache
 from .orchestrator import CachedSyncMixin, cache_type_of
-from .service import _redacted, get_cache as process_cache
+from .service import redact_url, get_cache as process_cache
 from .zoho.types import SyncConfig, SyncResult, resolve_entity_type
 
 # A response carries at most this many error entries; the rest are counted, and all are logged
@@ -177,7 +177,7 @@ async def bulk_sync(entity: str, response: Response, body: Optional[BulkSyncRequ
 
 @router.get("/cache/stats")
 async def cache_stats(request: Request, cache: AsyncCache = Depends(get_cache)) -> dict[str, Any]:
-    out: dict[str, Any] = {"redis": {"url": _redacted(cache.sync.url), "hash_scheme": cache.scheme}}
+    out: dict[str, Any] = {"redis": {"url": redact_url(cache.sync.url), "hash_scheme": cache.scheme}}
     started = time.perf_counter()
     try:
         await cache.ping()

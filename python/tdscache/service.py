@@ -120,7 +120,7 @@ class TDSCacheService:
     async def get_sync_statistics() -> dict[str, Any]:
         cache = get_cache()
         stats = cache.stats()
-        stats["redis_url"] = _redacted(cache.sync.url)
+        stats["redis_url"] = redact_url(cache.sync.url)
         stats["hash_scheme"] = cache.scheme
         return stats
 
@@ -194,15 +194,15 @@ def _modified(data: Mapping[str, Any]) -> Optional[str]:
     return None if value is None else str(value)
 
 
-def _redacted(url: str) -> str:
-    # Never echo a password into statistics or logs.
+def redact_url(url: str) -> str:
+    """The URL with any credentials masked: never echo a password into statistics or logs."""
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
         return f"{scheme}://***@{rest.split('@', 1)[1]}"
     return url
 
 
-__all__ = ["TDSCacheService", "configure", "get_cache", "check_should_sync", "invalidate_cache"]
+__all__ = ["TDSCacheService", "configure", "get_cache", "check_should_sync", "invalidate_cache", "redact_url"]
 
 # Silence "coroutine never awaited" style surprises for sync callers: expose a helper.
 def run_sync(coro: Any) -> Any:

@@ -187,6 +187,17 @@ TEST(CanonicalErrors, MessagesCarryTheByteOffset) {
   EXPECT_EQ(bad.error().offset, 15u);
 }
 
+TEST(CanonicalErrors, StructuralErrorsSayWhereAndWhat) {
+  auto trailing = tds::canonicalize(R"({"a":1} x)");
+  EXPECT_EQ(trailing.code(), status::json_malformed);
+  EXPECT_EQ(trailing.error().offset, 8u);
+  EXPECT_NE(trailing.error().message.find("trailing"), std::string::npos) << trailing.error().message;
+  auto truncated = tds::canonicalize(R"({"a":[1,)");
+  EXPECT_EQ(truncated.code(), status::json_malformed);
+  EXPECT_EQ(truncated.error().offset, 8u);
+  EXPECT_NE(truncated.error().message.find("truncated"), std::string::npos) << truncated.error().message;
+}
+
 TEST(CanonicalErrors, NestingBeyondTheLimitFailsCleanly) {
   std::string deep = std::string(100000, '[') + std::string(100000, ']');
   EXPECT_EQ(legacy_error(deep), status::depth_exceeded);
