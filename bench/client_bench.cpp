@@ -2,8 +2,10 @@
 // redis-server this program starts, over a unix socket and TCP, next to redis-benchmark's
 // MGET key rate and SET rate on the same server, with the ratios the issue targets.
 //
-// Run: build/<dir>/bench/client_bench [--million] [--benchmark_filter=...]
-//   --million   also run the 1,000,000-entity cases (slow: about a minute and ~2 GB of RAM)
+// Run: build/<dir>/bench/client_bench [--million] [--pin] [--benchmark_filter=...]
+//   --million   also run the 1,000,000-entity cases (slow: two to three minutes, ~2 GB of RAM)
+//   --pin       server on core 1, this process and redis-benchmark on core 0 (steadier on an
+//               idle box; worse on a shared one, where pinned processes cannot move away)
 #include <benchmark/benchmark.h>
 #include <sched.h>
 
@@ -25,6 +27,7 @@ using tds::testing::redis_server;
 
 redis_server* server = nullptr;
 bool with_million = false;
+bool pin_cores = false;
 
 // Entities shaped like Zoho items: 19-digit ids, a timestamp and a local id, so the stored
 // states are the ~300-byte values production holds.
@@ -205,6 +208,7 @@ int main(int argc, char** argv) {
   std::vector<char*> args;
   for (int i = 0; i < argc; ++i) {
     if (std::strcmp(argv[i], "--million") == 0) with_million = true;
+    else if (std::strcmp(argv[i], "--pin") == 0) pin_cores = true;
     else args.push_back(argv[i]);
   }
   int bench_argc = static_cast<int>(args.size());
@@ -219,7 +223,7 @@ int main(int argc, char** argv) {
 
   // Two cores here: the server gets one, this process (and redis-benchmark, which inherits its
   // affinity) the other, so both sides of each comparison run under the same conditions.
-  if (std::thread::hardware_concurrency() >= 2) {
+  if (pin_cores && std::thread::hardware_concurrency() >= 2) {
     cpu_set_t mine, theirs;
     CPU_ZERO(&mine);
     CPU_ZERO(&theirs);
