@@ -153,6 +153,39 @@ void append_exponent(std::string& out, int e, int min_width) {
 
 }  // namespace
 
+namespace {
+
+// The four shapes a shortest-digits decimal takes in both formats. d holds n digits and the
+// value is 0.d * 10^point.
+void append_scientific(std::string& out, const char* d, int n, int point, int min_exponent_width) {
+  out.push_back(d[0]);
+  if (n > 1) {
+    out.push_back('.');
+    out.append(d + 1, static_cast<std::size_t>(n - 1));
+  }
+  out.push_back('e');
+  append_exponent(out, point - 1, min_exponent_width);
+}
+
+void append_below_one(std::string& out, const char* d, int n, int point) {  // point <= 0
+  out.append("0.");
+  out.append(static_cast<std::size_t>(-point), '0');
+  out.append(d, static_cast<std::size_t>(n));
+}
+
+void append_integral(std::string& out, const char* d, int n, int point) {  // point >= n
+  out.append(d, static_cast<std::size_t>(n));
+  out.append(static_cast<std::size_t>(point - n), '0');
+}
+
+void append_split(std::string& out, const char* d, int n, int point) {  // 0 < point < n
+  out.append(d, static_cast<std::size_t>(point));
+  out.push_back('.');
+  out.append(d + point, static_cast<std::size_t>(n - point));
+}
+
+}  // namespace
+
 void append_python_float(std::string& out, double value) {
   if (value == 0) {
     out.append(std::signbit(value) ? "-0.0" : "0.0");
@@ -162,27 +195,17 @@ void append_python_float(std::string& out, double value) {
   char d[32];
   int point = 0;
   const int n = shortest_digits(value, d, point);
-  // CPython float_repr_style 'short', mode 'r': exponent form when point < -3 or point > 16.
+  // CPython float_repr_style 'short', mode 'r': exponent form when point < -3 or point > 16,
+  // with at least two exponent digits ("1e-05"); integral values keep ".0".
   if (point < -3 || point > 16) {
-    out.push_back(d[0]);
-    if (n > 1) {
-      out.push_back('.');
-      out.append(d + 1, static_cast<std::size_t>(n - 1));
-    }
-    out.push_back('e');
-    append_exponent(out, point - 1, 2);
+    append_scientific(out, d, n, point, 2);
   } else if (point <= 0) {
-    out.append("0.");
-    out.append(static_cast<std::size_t>(-point), '0');
-    out.append(d, static_cast<std::size_t>(n));
+    append_below_one(out, d, n, point);
   } else if (point >= n) {
-    out.append(d, static_cast<std::size_t>(n));
-    out.append(static_cast<std::size_t>(point - n), '0');
+    append_integral(out, d, n, point);
     out.append(".0");
   } else {
-    out.append(d, static_cast<std::size_t>(point));
-    out.push_back('.');
-    out.append(d + point, static_cast<std::size_t>(n - point));
+    append_split(out, d, n, point);
   }
 }
 
@@ -195,26 +218,15 @@ void append_es_number(std::string& out, double value) {
   char d[32];
   int point = 0;
   const int k = shortest_digits(value, d, point);
-  const int n = point;
-  if (k <= n && n <= 21) {
-    out.append(d, static_cast<std::size_t>(k));
-    out.append(static_cast<std::size_t>(n - k), '0');
-  } else if (0 < n && n <= 21) {
-    out.append(d, static_cast<std::size_t>(n));
-    out.push_back('.');
-    out.append(d + n, static_cast<std::size_t>(k - n));
-  } else if (-6 < n && n <= 0) {
-    out.append("0.");
-    out.append(static_cast<std::size_t>(-n), '0');
-    out.append(d, static_cast<std::size_t>(k));
+  // ECMA-262 Number::toString steps 6-10, with n = point.
+  if (k <= point && point <= 21) {
+    append_integral(out, d, k, point);
+  } else if (0 < point && point <= 21) {
+    append_split(out, d, k, point);
+  } else if (-6 < point && point <= 0) {
+    append_below_one(out, d, k, point);
   } else {
-    out.push_back(d[0]);
-    if (k > 1) {
-      out.push_back('.');
-      out.append(d + 1, static_cast<std::size_t>(k - 1));
-    }
-    out.push_back('e');
-    append_exponent(out, n - 1, 1);
+    append_scientific(out, d, k, point, 1);
   }
 }
 

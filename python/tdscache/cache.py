@@ -162,17 +162,20 @@ class Cache:
                              last_modified: Optional[Sequence[Optional[str]]] = None,
                              local_ids: Optional[Sequence[Optional[str]]] = None) -> CommitReport:
         """Writes states without a prior check (the legacy mark_entity_synced)."""
-        return CommitReport.from_native(self._client.commit(
-            entity_type, list(ids), list(digests), None if last_modified is None else list(last_modified),
-            None if local_ids is None else list(local_ids), scheme=self.scheme, warm=False))
+        return self._write(entity_type, ids, digests, last_modified, local_ids, warm=False)
 
     def warm(self, entity_type: str, ids: Sequence[Any], digests: Sequence[bytes],
              last_modified: Optional[Sequence[Optional[str]]] = None,
              local_ids: Optional[Sequence[Optional[str]]] = None) -> CommitReport:
         """Bulk-writes states for rows already in the database."""
+        return self._write(entity_type, ids, digests, last_modified, local_ids, warm=True)
+
+    def _write(self, entity_type: str, ids: Sequence[Any], digests: Sequence[bytes],
+               last_modified: Optional[Sequence[Optional[str]]], local_ids: Optional[Sequence[Optional[str]]],
+               *, warm: bool) -> CommitReport:
         return CommitReport.from_native(self._client.commit(
             entity_type, list(ids), list(digests), None if last_modified is None else list(last_modified),
-            None if local_ids is None else list(local_ids), scheme=self.scheme, warm=True))
+            None if local_ids is None else list(local_ids), scheme=self.scheme, warm=warm))
 
     # ---- other operations ------------------------------------------------------------------
 
