@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <map>
 
+#include <simdjson.h>
+
 #include "tdscache/canonical.hpp"
 #include "zoho_sample.hpp"
 
@@ -57,6 +59,41 @@ void BM_hash_page(benchmark::State& state) {
   state.SetLabel(std::string("page_200/") + scheme_label(static_cast<int>(state.range(0))));
 }
 
+// The floor under any On-Demand canonicalizer: visiting every key and value once, writing
+// nothing, sorting nothing. Printed so the ratio target can be judged against it.
+std::size_t visit(simdjson::ondemand::value v) {
+  namespace od = simdjson::ondemand;
+  std::size_t n = 0;
+  switch (v.type().value_unsafe()) {
+    case od::json_type::object:
+      for (auto field : v.get_object()) {
+        n += static_cast<unsigned char>(field.key().value_unsafe().raw()[0]);
+        n += visit(field.value());
+      }
+      break;
+    case od::json_type::array:
+      for (auto element : v.get_array()) n += visit(element.value_unsafe());
+      break;
+    default:
+      n += v.raw_json_token().size();
+  }
+  return n;
+}
+
+void BM_ondemand_visit_floor(benchmark::State& state) {
+  const auto& in = inputs()[static_cast<std::size_t>(state.range(0))];
+  simdjson::padded_string padded(in.json);
+  simdjson::ondemand::parser parser;
+  for (auto _ : state) {
+    auto doc = parser.iterate(padded);
+    std::size_t n = 0;
+    for (auto field : doc.get_object()) n += visit(field.value());
+    benchmark::DoNotOptimize(n);
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * in.json.size()));
+  state.SetLabel(in.name);
+}
+
 void args(benchmark::internal::Benchmark* b) {
   for (int i = 0; i < 3; ++i)
     for (int s = 0; s < 2; ++s) b->Args({i, s});
@@ -65,6 +102,7 @@ void args(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_sha256_reference)->Apply(args);
 BENCHMARK(BM_canonicalize_and_hash)->Apply(args);
 BENCHMARK(BM_hash_page)->Arg(0)->Arg(1);
+BENCHMARK(BM_ondemand_visit_floor)->Arg(0)->Arg(1);
 
 // Collects per-label times so the ratios can be printed after the run.
 class ratio_reporter : public benchmark::ConsoleReporter {
