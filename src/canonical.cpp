@@ -122,6 +122,32 @@ struct member {
 // A parsed JSON Pointer: its reference tokens, unescaped (~1 -> /, ~0 -> ~).
 using pointer_tokens = std::vector<std::string>;
 
+// Input bytes quoted in an error message: at most 40 of them, anything unprintable as \xNN,
+// so that a message stays short and readable whatever the document holds (a 100 MB token,
+// NUL bytes, invalid UTF-8).
+std::string excerpt(std::string_view text) {
+  constexpr std::size_t limit = 40;
+  static constexpr char hexd[] = "0123456789abcdef";
+  std::string out = "\"";
+  for (const char ch : text.substr(0, limit)) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') {
+      out.push_back(ch);
+    } else {
+      const char escaped[] = {'\\', 'x', hexd[c >> 4], hexd[c & 0xF]};
+      out.append(escaped, sizeof escaped);
+    }
+  }
+  out.push_back('"');
+  if (text.size() > limit) out.append("...");
+  return out;
+}
+
+// A UTF-8 byte order mark. JSON text must not start with one (RFC 8259 section 8.1), and
+// Python's json.loads refuses it in a str, so it is an error rather than silently skipped.
+constexpr std::string_view utf8_bom = "\xEF\xBB\xBF";
+
+
 result<pointer_tokens> parse_pointer(std::string_view text) {
   if (text.empty() || text[0] != '/')
     return result<pointer_tokens>(status::pointer_invalid,
@@ -175,6 +201,9 @@ struct canonicalizer::impl {
   std::size_t input_size = 0;
   error err;
   item_capture* capture = nullptr;
+  // Set when a page walk stopped early inside a value (a NaN in an item, say) and On-Demand
+  // then skipped the rest of it unread: the page's syntax must be checked in full.
+  bool skipped_unchecked = false;
 
   bool fail(status code, std::string message, const char* at) {
     if (err.code == status::ok) {
@@ -471,13 +500,13 @@ struct canonicalizer::impl {
     while (p < end && *p >= '0' && *p <= '9') ++p;
     const std::size_t int_digits = static_cast<std::size_t>(p - int_start);
     if (int_digits == 0 || (int_digits > 1 && *int_start == '0'))
-      return fail(status::json_malformed, "invalid number \"" + std::string(token) + "\"", at);
+      return fail(status::json_malformed, "invalid number " + excerpt(token), at);
     bool is_integer = true;
     if (p < end && *p == '.') {
       is_integer = false;
       const char* f = ++p;
       while (p < end && *p >= '0' && *p <= '9') ++p;
-      if (p == f) return fail(status::json_malformed, "invalid number \"" + std::string(token) + "\"", at);
+      if (p == f) return fail(status::json_malformed, "invalid number " + excerpt(token), at);
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
       is_integer = false;
@@ -485,9 +514,9 @@ struct canonicalizer::impl {
       if (p < end && (*p == '+' || *p == '-')) ++p;
       const char* x = p;
       while (p < end && *p >= '0' && *p <= '9') ++p;
-      if (p == x) return fail(status::json_malformed, "invalid number \"" + std::string(token) + "\"", at);
+      if (p == x) return fail(status::json_malformed, "invalid number " + excerpt(token), at);
     }
-    if (p != end) return fail(status::json_malformed, "invalid number \"" + std::string(token) + "\"", at);
+    if (p != end) return fail(status::json_malformed, "invalid number " + excerpt(token), at);
 
     if (options.scheme == hash_scheme::legacy && is_integer) {
       if (int_digits > python_int_max_digits)
@@ -516,11 +545,11 @@ struct canonicalizer::impl {
         value = negative ? -0.0 : 0.0;
       } else {
         return fail(status::number_out_of_range,
-                    "number \"" + std::string(token.substr(0, 40)) + "\" overflows a double", at);
+                    "number " + excerpt(token) + " overflows a double", at);
       }
     } else if (res.ec != std::errc() || !std::isfinite(value)) {
       return fail(status::number_out_of_range,
-                  "number \"" + std::string(token.substr(0, 40)) + "\" overflows a double", at);
+                  "number " + excerpt(token) + " overflows a double", at);
     }
     if (options.scheme == hash_scheme::legacy) detail::append_python_float(out, value);
     else detail::append_es_number(out, value);
@@ -583,14 +612,18 @@ struct canonicalizer::impl {
       case 't':
       case 'f': {
         bool b;
-        if (auto e = v.get_bool().get(b)) return fail_simdjson(e, at);
+        if (auto e = v.get_bool().get(b)) {
+          if (e == simdjson::INCORRECT_TYPE)
+            return fail(status::json_malformed, "invalid literal: expected true or false", at);
+          return fail_simdjson(e, at);
+        }
         out.append(b ? "true" : "false");
         return true;
       }
       case 'n': {
         bool n = false;
         if (auto e = v.is_null().get(n); e || !n)
-          return fail(status::json_malformed, "invalid literal", at);
+          return fail(status::json_malformed, "invalid literal: expected null", at);
         out.append("null");
         is_null = true;
         return true;
@@ -705,7 +738,7 @@ struct canonicalizer::impl {
       if (next != last && key_of(*next) == key_of(*it)) {
         if (scheme == hash_scheme::jcs)
           return fail(status::duplicate_key,
-                      "duplicate member name \"" + std::string(key_of(*it)) + "\"", at);
+                      "duplicate member name " + excerpt(key_of(*it)), at);
         continue;  // json.loads keeps the last one
       }
       if (it->excluded) continue;
@@ -762,34 +795,138 @@ struct canonicalizer::impl {
 
   // ---- pages ----------------------------------------------------------------------------
 
-  // Where a validated JSON value that starts at p ends: used for the last item of a page,
-  // whose end no following item marks.
-  static const char* value_end(const char* p) {
+  // Where the JSON value that starts at p ends: used for the last item of a page, whose end no
+  // following item marks. Never reads past `end`, even when the value is not well formed.
+  static const char* value_end(const char* p, const char* end) {
+    auto skip_string = [&](const char* q) {
+      for (++q; q < end && *q != '"'; ++q)
+        if (*q == '\\') ++q;
+      return q < end ? q + 1 : end;
+    };
+    if (p >= end) return end;
     if (*p != '{' && *p != '[') {
-      if (*p == '"') {
-        for (++p; *p != '"'; ++p)
-          if (*p == '\\') ++p;
-        return p + 1;
-      }
-      while (*p && *p != ',' && *p != ']' && *p != '}' && *p != ' ' && *p != '\n' && *p != '\r' && *p != '\t') ++p;
+      if (*p == '"') return skip_string(p);
+      while (p < end && *p != ',' && *p != ']' && *p != '}' && *p != ' ' && *p != '\n' && *p != '\r' && *p != '\t') ++p;
       return p;
     }
     int depth = 0;
-    for (;; ++p) {
+    while (p < end) {
       const char c = *p;
       if (c == '"') {
-        for (++p; *p != '"'; ++p)
-          if (*p == '\\') ++p;
-      } else if (c == '{' || c == '[') {
+        p = skip_string(p);
+        continue;
+      }
+      if (c == '{' || c == '[') {
         ++depth;
-      } else if (c == '}' || c == ']') {
-        if (--depth == 0) return p + 1;
+      } else if ((c == '}' || c == ']') && --depth == 0) {
+        return p + 1;
+      }
+      ++p;
+    }
+    return end;
+  }
+
+  // Where `p..end` stops being JSON by json.loads' grammar (NaN and Infinity allowed, numbers
+  // of any size, nesting of any depth: an explicit stack, no recursion), or nullptr when it is
+  // JSON. UTF-8 is not checked here: simdjson has checked the whole input already.
+  static const char* syntax_error_at(const char* p, const char* end) {
+    auto skip_ws = [&] {
+      while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) ++p;
+    };
+    auto literal = [&](std::string_view word) {
+      if (static_cast<std::size_t>(end - p) < word.size() || std::memcmp(p, word.data(), word.size()) != 0)
+        return false;
+      p += word.size();
+      return true;
+    };
+    auto quoted = [&] {  // p at the opening quote
+      for (++p; p < end; ++p) {
+        const auto c = static_cast<unsigned char>(*p);
+        if (c == '"') {
+          ++p;
+          return true;
+        }
+        if (c < 0x20) return false;
+        if (c != '\\') continue;
+        if (++p == end) return false;
+        if (*p == 'u') {
+          for (int i = 0; i < 4; ++i)
+            if (++p == end || hex_value(*p) < 0) return false;
+        } else if (!std::strchr("\"\\/bfnrt", *p) || *p == '\0') {
+          return false;
+        }
+      }
+      return false;
+    };
+    auto digits = [&] {
+      const char* first = p;
+      while (p < end && *p >= '0' && *p <= '9') ++p;
+      return p != first;
+    };
+    auto number = [&] {  // -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+      if (p < end && *p == '-') ++p;
+      if (literal("Infinity")) return true;
+      if (p < end && *p == '0') ++p;
+      else if (!digits()) return false;
+      if (p < end && *p == '.' && (++p, !digits())) return false;
+      if (p < end && (*p == 'e' || *p == 'E')) {
+        ++p;
+        if (p < end && (*p == '+' || *p == '-')) ++p;
+        if (!digits()) return false;
+      }
+      return true;
+    };
+    std::vector<char> open;  // '{' or '[' for each container we are inside
+    enum class want { value, key, next } state = want::value;
+    for (;;) {
+      skip_ws();
+      const char* at = p;
+      if (state == want::value) {
+        if (p == end) return at;
+        const char c = *p;
+        if (c == '{' || c == '[') {
+          open.push_back(c);
+          ++p;
+          skip_ws();
+          if (p < end && *p == (c == '{' ? '}' : ']')) {
+            open.pop_back();
+            ++p;
+            state = want::next;
+          } else {
+            state = c == '{' ? want::key : want::value;
+          }
+          continue;
+        }
+        const bool ok = c == '"' ? quoted()
+                        : (c == '-' || (c >= '0' && c <= '9')) ? number()
+                        : literal("true") || literal("false") || literal("null") || literal("NaN") ||
+                              literal("Infinity");
+        if (!ok) return at;
+        state = want::next;
+      } else if (state == want::key) {
+        if (p == end || *p != '"' || !quoted()) return at;
+        skip_ws();
+        if (p == end || *p != ':') return p;
+        ++p;
+        state = want::value;
+      } else {
+        if (open.empty()) return p == end ? nullptr : at;
+        if (p == end) return at;
+        if (*p == ',') {
+          ++p;
+          state = open.back() == '{' ? want::key : want::value;
+        } else if (*p == (open.back() == '{' ? '}' : ']')) {
+          open.pop_back();
+          ++p;
+        } else {
+          return at;
+        }
       }
     }
   }
 
   // Item errors that leave the parser usable (a NaN, a missing id) stay on the item; syntax
-  // errors end the page, because json.loads would have rejected the whole body too.
+  // errors end the page (ends_page).
   bool hash_items(od::array& items, const page_options& popts, std::vector<entity_record>& records) {
     const std::size_t first_record = records.size();
     for (auto element : items) {
@@ -801,6 +938,9 @@ struct canonicalizer::impl {
       rec.offset = static_cast<std::size_t>(start - base);
       if (records.size() > first_record) set_item_end(records.back(), start);
       if (token.empty() || token[0] != '{') {
+        // Not hashed, but read all the same: a page that is not JSON fails as a whole, and
+        // On-Demand only checks the values it is asked for.
+        if (!validate_value(v)) return false;
         rec.error = make_error(status::item_not_object, "page item is not a JSON object", rec.offset);
         records.push_back(std::move(rec));
         continue;
@@ -816,9 +956,8 @@ struct canonicalizer::impl {
       const bool ok = write_object(obj, 1, all_pointers(), start);
       capture = nullptr;
       if (!ok) {
-        if (err.code == status::json_malformed || err.code == status::utf8_invalid ||
-            err.code == status::out_of_memory)
-          return false;
+        if (ends_page(err.code)) return false;
+        skipped_unchecked = true;
         rec.error = std::move(err);
         err = error{};
       } else if (!cap.id_found) {
@@ -831,7 +970,57 @@ struct canonicalizer::impl {
     }
     if (records.size() > first_record) {
       entity_record& last = records.back();
-      last.length = static_cast<std::size_t>(value_end(base + last.offset) - (base + last.offset));
+      last.length = static_cast<std::size_t>(value_end(base + last.offset, base + input_size) -
+                                             (base + last.offset));
+    }
+    return true;
+  }
+
+  // Syntax errors end the page, because json.loads would have rejected the whole body too.
+  static bool ends_page(status code) {
+    return code == status::json_malformed || code == status::utf8_invalid ||
+           code == status::out_of_memory;
+  }
+
+  // Walks a value the page does not hash (a non-object item, page_context, other top-level
+  // fields) only to check that it is JSON. NaN, huge numbers and deep nesting there do not
+  // fail the page: json.loads reads those.
+  template <class V>
+  bool validate_value(V& v) {
+    out.clear();
+    keys.clear();
+    members.clear();
+    bool is_null;
+    if (write_value(v, 0, 0, is_null)) return true;
+    if (ends_page(err.code)) return false;
+    skipped_unchecked = true;
+    err = error{};
+    return true;
+  }
+
+  // page_context: has_more_page when it is a boolean; everything is validated.
+  template <class V>
+  bool read_page_context(V& v, std::optional<bool>& has_more_page) {
+    const std::string_view token = v.raw_json_token();
+    if (token.empty() || token[0] != '{') return validate_value(v);
+    od::object ctx;
+    if (auto e = v.get_object().get(ctx)) return fail_simdjson(e, token.data());
+    for (auto ctx_field : ctx) {
+      od::field f;
+      if (auto e = std::move(ctx_field).get(f)) return fail_simdjson(e, token.data());
+      std::string key;
+      if (!read_string(f.key().raw(), &key, nullptr)) return false;
+      auto& value = f.value();
+      const std::string_view value_token = value.raw_json_token();
+      const char c = value_token.empty() ? '\0' : value_token[0];
+      if (key == "has_more_page" && (c == 't' || c == 'f')) {
+        bool more;
+        if (value.get_bool().get(more) != simdjson::SUCCESS)
+          return fail(status::json_malformed, "invalid literal: expected true or false", value_token.data());
+        has_more_page = more;
+      } else if (!validate_value(value)) {
+        return false;
+      }
     }
     return true;
   }
@@ -851,6 +1040,7 @@ struct canonicalizer::impl {
     keys.clear();
     members.clear();
     err = error{};
+    skipped_unchecked = false;
   }
 
   pointer_set all_pointers() const {
@@ -865,9 +1055,17 @@ struct canonicalizer::impl {
     return true;
   }
 
+  bool reject_bom(std::string_view json) {
+    if (json.substr(0, utf8_bom.size()) != utf8_bom) return true;
+    return fail(status::json_malformed,
+                "input starts with a UTF-8 byte order mark (EF BB BF), which JSON text must not "
+                "have: strip it before hashing", base);
+  }
+
   bool canonicalize_document(std::string_view json) {
     reset();
     const char* buf = load(json);
+    if (!reject_bom(json)) return false;
     od::document doc;
     if (auto e = parser.iterate(buf, json.size(), json.size() + simdjson::SIMDJSON_PADDING).get(doc))
       return fail_simdjson(e, nullptr);
@@ -878,12 +1076,17 @@ struct canonicalizer::impl {
     const char c = token.empty() ? '\0' : token[0];
     if (c == '{' || c == '[' || c == '"' || c == 't' || c == 'f' || c == 'n' || c == 'N' || c == 'I') {
       ok = write_value(doc, 0, all_pointers(), is_null);
-    } else {
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
       ok = write_number(trim_token(token), buf);
       // A root scalar is one token: anything after it is a second value.
       if (ok && token.data() + token.size() != buf + json.size())
         return fail(status::json_malformed, "trailing content after the JSON value", token.data());
       return ok;
+    } else {
+      return fail(status::json_malformed,
+                  "unexpected character " + excerpt(token.substr(0, 1)) +
+                      " where a JSON value should start",
+                  token.data());
     }
     if (!ok) return false;
     return check_trailing(doc);
@@ -957,6 +1160,7 @@ result<page_records> canonicalizer::hash_page(std::string_view page, const page_
   try {
     m.reset();
     const char* buf = m.load(page);
+    if (!m.reject_bom(page)) return result<page_records>(m.err);
     od::document doc;
     if (auto e = m.parser.iterate(buf, page.size(), page.size() + simdjson::SIMDJSON_PADDING).get(doc)) {
       m.fail_simdjson(e, nullptr);
@@ -991,21 +1195,23 @@ result<page_records> canonicalizer::hash_page(std::string_view page, const page_
         found_items = true;
         if (!m.hash_items(items, popts, records.records)) return result<page_records>(m.err);
       } else if (key == "page_context") {
-        od::object ctx;
-        if (field.value().get_object().get(ctx) == simdjson::SUCCESS) {
-          for (auto ctx_field : ctx) {
-            od::field f;
-            if (std::move(ctx_field).get(f)) break;
-            std::string k;
-            if (!m.read_string(f.key().raw(), &k, nullptr)) return result<page_records>(m.err);
-            bool more;
-            if (k == "has_more_page" && f.value().get_bool().get(more) == simdjson::SUCCESS)
-              records.has_more_page = more;
-          }
-        }
+        if (!m.read_page_context(field.value(), records.has_more_page)) return result<page_records>(m.err);
+      } else if (!m.validate_value(field.value())) {
+        return result<page_records>(m.err);
       }
     }
     if (!m.check_trailing(doc)) return result<page_records>(m.err);
+    if (m.skipped_unchecked) {
+      if (const char* bad = impl::syntax_error_at(buf, buf + page.size())) {
+        const std::size_t at = static_cast<std::size_t>(bad - buf);
+        return result<page_records>(
+            status::json_malformed,
+            at == page.size()  ? std::string("truncated JSON: the page ends inside a value")
+            : page[at] == '"' ? std::string("invalid JSON: malformed string")
+                              : "invalid JSON: unexpected " + excerpt(page.substr(at, 1)),
+            at);
+      }
+    }
     if (!found_items)
       return result<page_records>(status::page_malformed,
                                   "page has no \"" + popts.items_key + "\" array");

@@ -177,7 +177,10 @@ result<void> validate(const client_config& c) {
   if (c.keepalive_seconds < 0) return bad("config: keepalive_seconds must be >= 0 (0 = off)");
   if (c.key_prefix.empty()) return bad("config: key_prefix is empty");
   if (c.ttl_seconds < 0) return bad("config: ttl_seconds must be >= 0 (0 = no TTL)");
-  if (c.mget_chunk == 0) return bad("config: mget_chunk must be >= 1");
+  if (c.mget_chunk == 0 || c.mget_chunk > 1'000'000) {
+    // The upper bound keeps every MGET reply under detail::max_reply_elements.
+    return bad("config: mget_chunk must be from 1 to 1000000");
+  }
   if (c.breaker_cooldown.count() < 0) return bad("config: breaker_cooldown must be >= 0");
   if (c.reconnect_backoff_min.count() < 0 || c.reconnect_backoff_max < c.reconnect_backoff_min) {
     return bad("config: need 0 <= reconnect_backoff_min <= reconnect_backoff_max");

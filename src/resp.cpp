@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <new>
+#include <string>
 
 namespace tds::detail {
 namespace {
@@ -43,6 +44,12 @@ void* create_string(const redisReadTask* task, char* str, std::size_t len) noexc
 }
 
 void* create_array(const redisReadTask* task, int elements) noexcept {
+  if (static_cast<std::size_t>(elements) > max_reply_elements) {
+    // Refused before anything is allocated: the header alone would make us reserve
+    // elements * sizeof(reply) bytes. next() reports it as a protocol error.
+    if (task->privdata != nullptr) *static_cast<long long*>(task->privdata) = elements;
+    return nullptr;
+  }
   reply* node = node_for(task);
   if (node == nullptr) return nullptr;
   node->type = reply::kind::array;
@@ -132,11 +139,14 @@ status error_reply_status(std::string_view message) noexcept {
 
 struct reply_reader::impl {
   redisReader* reader = nullptr;
+  long long refused_elements = 0;  // set by create_array when a header claims too much
   ~impl() {
     if (reader != nullptr) redisReaderFree(reader);
   }
   bool create() noexcept {
     reader = redisReaderCreateWithFunctions(&reply_functions);
+    refused_elements = 0;
+    if (reader != nullptr) reader->privdata = &refused_elements;
     return reader != nullptr;
   }
 };
@@ -163,6 +173,12 @@ result<bool> reply_reader::next(reply& out) {
   if (impl_->reader == nullptr) return {status::out_of_memory, "no RESP reader"};
   void* obj = nullptr;
   if (redisReaderGetReply(impl_->reader, &obj) != REDIS_OK) {
+    if (impl_->refused_elements != 0) {
+      return {status::protocol, "invalid reply from Redis: an array claims " +
+                                    std::to_string(impl_->refused_elements) +
+                                    " elements, more than any command tdscache sends can return (" +
+                                    std::to_string(max_reply_elements) + ")"};
+    }
     const status code = impl_->reader->err == REDIS_ERR_OOM ? status::out_of_memory
                                                             : status::protocol;
     return {code, std::string("invalid reply from Redis: ") + impl_->reader->errstr};

@@ -37,6 +37,12 @@ struct reply {
 // may hold any bytes; nothing is ever interpolated into a command string.
 result<void> append_command(std::string& out, std::span<const std::string_view> argv);
 
+// The most elements one reply array may claim. The largest reply tdscache asks for is an MGET
+// of mget_chunk keys (at most 1,000,000); a header claiming more is refused as a protocol error
+// before anything is allocated, so a corrupt or hostile stream cannot make the client reserve
+// gigabytes for elements that never come.
+inline constexpr std::size_t max_reply_elements = std::size_t{1} << 20;
+
 // The status an error reply maps to: NOPERM/WRONGPASS/NOAUTH -> auth, anything else ->
 // server_error.
 status error_reply_status(std::string_view message) noexcept;

@@ -1,5 +1,6 @@
 // Redis URL -> client_config: schemes, userinfo, hosts (IPv6 included), db and query options.
 // Pure string work with errors as values; nothing here opens a connection.
+#include <algorithm>
 #include <charconv>
 #include <cstdint>
 #include <limits>
@@ -11,9 +12,48 @@
 namespace tds {
 namespace {
 
+// The URL with its password (userinfo or ?password=) replaced by "***": error messages end up
+// in logs. The userinfo is found the way parse_redis_url finds it (the last '@' before the
+// path), so what is hidden is exactly what would have been read as the password.
+std::string redacted(std::string_view url) {
+  std::string out(url);
+  const std::size_t sep = out.find("://");
+  if (sep == std::string::npos) return out;
+  const std::size_t start = sep + 3;
+  const std::size_t query = out.find('?', start);
+  const std::size_t path = out.find('/', start);
+  const std::size_t authority_end = std::min(query, path);
+  const std::size_t at = out.rfind('@', authority_end == std::string::npos ? std::string::npos
+                                                                           : authority_end - 1);
+  std::size_t next = start;
+  if (at != std::string::npos && at >= start) {
+    const std::size_t colon = out.find(':', start);
+    const std::size_t from = colon < at ? colon + 1 : start;  // no colon: it is all password
+    out.replace(from, at - from, "***");
+    next = from + 3;
+  }
+  for (std::size_t q = out.find('?', next); q != std::string::npos;) {
+    const std::size_t name = q + 1;
+    std::size_t end = out.find_first_of("&#", name);
+    if (end == std::string::npos) end = out.size();
+    constexpr std::string_view key = "password=";
+    if (out.compare(name, key.size(), key) == 0 && end > name + key.size()) {
+      out.replace(name + key.size(), end - name - key.size(), "***");
+      end = name + key.size() + 3;
+    }
+    q = end < out.size() && out[end] == '&' ? end : std::string::npos;
+  }
+  return out;
+}
+
 error invalid(std::string_view url, std::string reason, std::size_t offset) {
+  // 256 bytes of the URL are plenty to recognise it; a longer one is cut so that the message
+  // stays a line in a log.
+  constexpr std::size_t shown = 256;
+  std::string text = redacted(url);
+  if (text.size() > shown) text.replace(shown, std::string::npos, "...");
   std::string msg = "invalid Redis URL '";
-  msg.append(url).append("': ").append(reason);
+  msg.append(text).append("': ").append(reason);
   return make_error(status::url_invalid, std::move(msg), offset);
 }
 
