@@ -6,6 +6,7 @@
 #include <string>
 #include <utility>
 
+#include "cluster_store.hpp"
 #include "store.hpp"
 
 namespace tds::detail {
@@ -434,9 +435,7 @@ std::string escape_glob(std::string_view text) {
 }
 
 result<std::unique_ptr<store>> make_store(const client_config& cfg) {
-  if (cfg.cluster) {
-    return {status::cluster, "Redis Cluster routing is not available in this build yet"};
-  }
+  if (cfg.cluster) return make_cluster_store(cfg);
   std::shared_ptr<const tls_context> tls;
   if (cfg.tls.enabled) {
     if (!cfg.unix_path.empty()) {

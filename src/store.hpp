@@ -110,8 +110,7 @@ class store {
   virtual std::uint64_t connect_attempts() const noexcept = 0;
 };
 
-// The store for a config: single node now. A cluster config gets status::cluster until the
-// cluster store exists; that is the one line to change when it does.
+// The store for a config: one node (single_store.cpp), or a Redis Cluster (cluster_store.cpp).
 result<std::unique_ptr<store>> make_store(const client_config& cfg);
 
 // Escapes Redis glob metacharacters (* ? [ ] \) so that `text` matches only itself.
