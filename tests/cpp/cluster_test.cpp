@@ -4,9 +4,12 @@
 // The cluster is started once for the whole binary (it takes seconds) and shared by the suites.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cluster_store.hpp"
@@ -386,6 +389,102 @@ TEST_F(Cluster, ReshardedSlotsArePickedUpAfterMovedWithOneRefresh) {
   const auto again = c.check(b.checks);
   EXPECT_EQ(again.skipped, b.checks.size());
   EXPECT_EQ(counters::now().moved, after.moved);
+}
+
+TEST_F(Cluster, LiveMigrationsInterleavedWithChecksAndCommitsNeverSkipAChange) {
+  // Six slots of eight entities each move key by key, twice over, while checks and commits
+  // run between every two MIGRATEs. A model of what is stored says, for each check, which
+  // entities must sync.
+  auto c = make();
+  batch b;
+  std::vector<std::uint16_t> slots;
+  for (int s = 0; s < 6; ++s) {
+    slots.push_back(tds::key_slot(state_key("product", "live-" + std::to_string(s))));
+    for (auto& id : ids_in_slot(slots.back(), 8, 5000000000ULL * (s + 1))) b.add(std::move(id));
+  }
+  for (std::size_t i = 0; i < 500; ++i) b.add(std::to_string(4646610000000000000ULL + i));
+  b.bind();
+  const std::size_t n = b.checks.size();
+  std::vector<int> version(n, 0);
+  std::vector<std::optional<int>> stored(n);  // nullopt: no entry
+  std::vector<bool> known(n, true);           // false: a failed commit may or may not have written
+
+  std::atomic<std::uint64_t> rounds{0};
+  std::atomic<bool> moved_all{false};
+  std::string mover_error;
+  std::thread mover([&] {
+    auto wait_for_a_round = [&] {
+      const auto seen = rounds.load();
+      rounds.wait(seen);
+    };
+    for (int pass = 0; pass < 2 && mover_error.empty(); ++pass) {
+      for (const auto slot : slots) {
+        const auto from = static_cast<std::size_t>(cluster_->owner(slot));
+        const std::size_t to = (from + 1) % cluster_->size();
+        if (!cluster_->begin_migration(slot, from, to)) mover_error = cluster_->last_error();
+        for (std::size_t i = 0; i < n && mover_error.empty(); ++i) {
+          if (tds::key_slot(b.key(i)) != slot) continue;
+          // A key that has no entry (deleted by a conflict) has nothing to move.
+          if (!cluster_->migrate_keys(from, to, {b.key(i)}) &&
+              cluster_->last_error().find("NOKEY") == std::string::npos) {
+            mover_error = cluster_->last_error();
+          }
+          wait_for_a_round();
+        }
+        if (mover_error.empty() && !(cluster_->migrate_all_keys(slot, from, to) &&
+                                     cluster_->finish_migration(slot, from, to) &&
+                                     cluster_->reload_slot_map())) {
+          mover_error = cluster_->last_error();
+        }
+        wait_for_a_round();
+      }
+    }
+    moved_all = true;
+  });
+
+  const auto before = counters::now();
+  std::size_t check_errors = 0, commit_errors = 0;
+  for (std::uint64_t k = 0; !moved_all.load(); ++k) {
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i % 3 == k % 3) ++version[i];
+      b.checks[i].content_digest = tds::sha256("v" + std::to_string(version[i]));
+    }
+    const auto seen = c.check(b.checks);
+    for (std::size_t i = 0; i < n; ++i) {
+      const reason why = seen.items[i].why;
+      if (!known[i]) continue;
+      if (stored[i] == version[i]) {
+        check_errors += why == reason::cache_check_error;
+        EXPECT_TRUE(why == reason::unchanged || why == reason::cache_check_error) << i;
+      } else {
+        EXPECT_NE(why, reason::unchanged) << "round " << k << ": a changed entity was skipped: " << i;
+      }
+    }
+    std::vector<std::size_t> to_commit;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (seen.items[i].sync()) to_commit.push_back(i);
+    }
+    const auto done = c.commit(commits_for(b, seen, &to_commit));
+    for (std::size_t j = 0; j < to_commit.size(); ++j) {
+      const std::size_t i = to_commit[j];
+      switch (done.items[j]) {
+        case commit_outcome::written: stored[i] = version[i], known[i] = true; break;
+        case commit_outcome::conflict: stored[i].reset(), known[i] = true; break;
+        case commit_outcome::error: known[i] = false, ++commit_errors; break;
+      }
+    }
+    rounds.fetch_add(1);
+    rounds.notify_all();
+  }
+  mover.join();
+  ASSERT_TRUE(mover_error.empty()) << mover_error;
+  const auto after = counters::now();
+  EXPECT_GE(after.ask - before.ask, 1u);
+  EXPECT_GE(after.tryagain - before.tryagain, 1u);
+  EXPECT_GE(after.moved - before.moved, 1u);
+  // Redirections are followed, not given up on: nothing ends as an error.
+  EXPECT_EQ(check_errors, 0u);
+  EXPECT_EQ(commit_errors, 0u);
 }
 
 // ------------------------------------------------------------------ failures
