@@ -437,7 +437,13 @@ result<void> connection::transfer(command_source& out, const read_handler& on_re
         auto more = out.next();
         if (!more.ok()) return more.error();
         pending = more.value();
-        if (pending.empty()) source_done = true;
+        if (pending.empty()) {
+          // Learning that the source is finished is progress too: without it, a reply that
+          // arrived with the last write would leave nothing to wait for, and poll() with no
+          // events would sleep the whole idle timeout before reporting a false timeout.
+          source_done = true;
+          progress = true;
+        }
       }
       if (pending.empty()) break;
       auto n = write_some(pending, want);

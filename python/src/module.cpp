@@ -287,8 +287,28 @@ std::optional<std::string> optional_text(const py::handle& h) {
   return py::str(h).cast<std::string>();
 }
 
+// Ids and timestamps as json.loads has them: text from JSON may hold a lone surrogate
+// ("\ud800"), which the canonicalizer keeps as WTF-8 bytes. "surrogatepass" carries it both ways
+// instead of raising UnicodeDecodeError for a page that json.loads reads without complaint.
+py::str wtf8_str(const std::string& text) {
+  PyObject* s = PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), "surrogatepass");
+  if (s == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::str>(s);
+}
+
+py::list wtf8_list(const std::vector<std::string>& texts) {
+  py::list out(texts.size());
+  for (std::size_t i = 0; i < texts.size(); ++i) out[i] = wtf8_str(texts[i]);
+  return out;
+}
+
 std::string id_text(const py::handle& h) {
-  if (py::isinstance<py::str>(h)) return h.cast<std::string>();
+  if (py::isinstance<py::str>(h)) {
+    PyObject* bytes = PyUnicode_AsEncodedString(h.ptr(), "utf-8", "surrogatepass");
+    if (bytes == nullptr) throw py::error_already_set();
+    auto owned = py::reinterpret_steal<py::bytes>(bytes);
+    return owned.cast<std::string>();
+  }
   if (py::isinstance<py::bytes>(h)) return h.cast<std::string>();
   if (h.is_none()) return std::string();
   return py::str(h).cast<std::string>();
@@ -589,13 +609,13 @@ PYBIND11_MODULE(_native, m) {
       })
       .def_property_readonly("ids", [](const page_records& p) {
         py::list out(p.records.size());
-        for (std::size_t i = 0; i < p.records.size(); ++i) out[i] = py::str(p.records[i].id);
+        for (std::size_t i = 0; i < p.records.size(); ++i) out[i] = wtf8_str(p.records[i].id);
         return out;
       })
       .def_property_readonly("last_modified_times", [](const page_records& p) {
         py::list out(p.records.size());
         for (std::size_t i = 0; i < p.records.size(); ++i)
-          out[i] = p.records[i].last_modified_time ? py::object(py::str(*p.records[i].last_modified_time)) : py::object(py::none());
+          out[i] = p.records[i].last_modified_time ? py::object(wtf8_str(*p.records[i].last_modified_time)) : py::object(py::none());
         return out;
       })
       .def_property_readonly("digests", [](const page_records& p) {
@@ -621,7 +641,7 @@ PYBIND11_MODULE(_native, m) {
   py::class_<check_batch, std::shared_ptr<check_batch>>(m, "CheckBatch")
       .def("__len__", [](const check_batch& b) { return b.result.items.size(); })
       .def_property_readonly("entity_type", [](const check_batch& b) { return b.entity_type; })
-      .def_property_readonly("ids", [](const check_batch& b) { return b.ids; })
+      .def_property_readonly("ids", [](const check_batch& b) { return wtf8_list(b.ids); })
       .def_property_readonly("reasons", &check_batch::reasons)
       .def_property_readonly("sync_flags", &check_batch::sync_flags)
       .def_property_readonly("by_reason", &check_batch::by_reason)
