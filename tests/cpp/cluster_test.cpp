@@ -534,6 +534,30 @@ TEST_F(Cluster, KilledPrimaryFailsItsOwnEntitiesAndTheOthersAreDecided) {
   EXPECT_EQ(back.skipped, b.checks.size() - on_dead);
 }
 
+TEST_F(Cluster, StalledPrimaryCostsOneTimeoutAndOnlyItsEntities) {
+  auto c = make([](tds::client_config& cfg) { cfg.command_timeout = std::chrono::milliseconds(300); });
+  const auto b = batch::numbered(2000);
+  seed(c, b);
+  const std::size_t stalled = 0;
+  cluster_->node(stalled).pause();  // SIGSTOP: connections stay open, nothing answers
+  const auto started = std::chrono::steady_clock::now();
+  const auto r = c.check(b.checks);
+  const auto took = std::chrono::steady_clock::now() - started;
+  cluster_->node(stalled).resume();
+  EXPECT_EQ(r.error.code, status::timeout) << r.error.message;
+  std::size_t on_stalled = 0;
+  for (std::size_t i = 0; i < b.checks.size(); ++i) {
+    const bool is_stalled = cluster_->owner_of_key(b.key(i)) == int(stalled);
+    on_stalled += is_stalled;
+    ASSERT_EQ(r.items[i].why, is_stalled ? reason::cache_check_error : reason::unchanged) << i;
+  }
+  EXPECT_EQ(r.cache_errors, on_stalled);
+  // The nodes are waited on together: one timeout, not one per node or per round.
+  EXPECT_LT(took, std::chrono::milliseconds(1500));
+  // Back to normal once it answers again.
+  EXPECT_EQ(c.check(b.checks).skipped, b.checks.size());
+}
+
 TEST_F(Cluster, UnreachableClusterFailsOpenAndOpensTheBreaker) {
   tds::client_config cfg;
   cfg.cluster = true;
