@@ -25,14 +25,14 @@ using steady = std::chrono::steady_clock;
 // The commit script. Runs atomically on the server, one call per key (several keys may share
 // one EVALSHA; see store.hpp). String operations only: cjson costs ~5x a SET per key.
 // The protocol and its invariant are argued in docs/commit-protocol.md.
-constexpr std::string_view commit_script_source = R"lua(-- tdscache commit v2
+constexpr std::string_view commit_script_source = R"lua(-- tdscache commit v3
 -- ARGV[1] = TTL in seconds ('0': none). Then per key i, ARGV[3i-1 .. 3i+1] = mode, a, b:
 --   m: write a if the key is missing
 --   p: write b if the key still holds a (the value the check observed)
 --   u: write a .. (stored sync_count + 1) .. b, whatever is stored
---   x: nothing was observed; delete
--- A condition that fails deletes the key. Result per key: 1 written (m, p), the sync_count
--- written (u), 0 conflict (deleted), or the error of the write.
+--   x: nothing was observed; retract (a: this commit's value, to shape the marker)
+-- A condition that fails retracts the key. Result per key: 1 written (m, p), the sync_count
+-- written (u), 0 conflict (retracted), or the error of the write.
 local ttl = ARGV[1]
 local function write(key, value, get_old)
   if ttl == '0' then
@@ -44,6 +44,15 @@ local function write(key, value, get_old)
 end
 local function failed(r)
   return type(r) == 'table' and r.err ~= nil
+end
+-- A retraction must not leave the key missing: a worker whose check saw it missing before
+-- the winning commit would find it missing again, and write. The marker is this commit's own
+-- value with an all-zero content_hash: as unique as any state (its cached_at and count), and
+-- it matches no digest, so every reader syncs. When it cannot be written (OOM), delete.
+local function retract(key, value)
+  local marker, n = string.gsub(value, '"content_hash": "%x+"', '"content_hash": "' .. string.rep('0', 64) .. '"', 1)
+  if n == 1 and not failed(write(key, marker, false)) then return end
+  redis.pcall('DEL', key)
 end
 local function stored_count(v)
   local at = string.find(v, '"sync_count": ', 1, true)
@@ -76,14 +85,14 @@ for i = 1, #KEYS do
       else
         -- The write was refused (OOM, ...). The conflict rule must hold anyway.
         local cur = redis.pcall('GET', key)
-        if cur == expected then out[i] = old else redis.pcall('DEL', key); out[i] = 0 end
+        if cur == expected then out[i] = old else retract(key, value); out[i] = 0 end
       end
     end
     if out[i] == nil then
-      if old == expected then out[i] = 1 else redis.pcall('DEL', key); out[i] = 0 end
+      if old == expected then out[i] = 1 else retract(key, value); out[i] = 0 end
     end
   else
-    redis.pcall('DEL', key)
+    retract(key, ARGV[b + 1])
     out[i] = 0
   end
 end
@@ -396,39 +405,42 @@ commit_result client::impl::commit_items(std::span<const commit_item> items) {
     plan.key.offset = arena.size();
     append_key(arena, cfg.key_prefix, it.entity_type, it.entity_id);
     plan.key.length = arena.size() - plan.key.offset;
-    if (it.observed != nullptr && it.observed->kind == lookup_kind::error) {
-      plan.mode = "x";  // nothing was observed, so nothing can be vouched for: see the protocol doc
+    st.entity_type.assign(it.entity_type);
+    st.entity_id.assign(it.entity_id);
+    if (it.local_id) st.local_id.emplace(*it.local_id);
+    else st.local_id.reset();
+    st.content_hash.resize(64);
+    it.content_digest.hex_into(st.content_hash.data());
+    if (it.last_modified_time) st.last_modified_time.emplace(*it.last_modified_time);
+    else st.last_modified_time.reset();
+    // A legacy-scheme entry is written without the field, byte-identical to the legacy
+    // service's values (absent means legacy).
+    st.scheme = it.scheme == hash_scheme::legacy ? std::nullopt : std::optional<hash_scheme>(it.scheme);
+    const encoded_state parts = encode_state_parts(st);
+    if (it.observed == nullptr) {
+      plan.mode = "u";
+      plan.a = append(parts.head);
+      plan.b = append(parts.tail);
+    } else if (it.observed->kind == lookup_kind::error) {
+      // Nothing was observed, so nothing can be vouched for: the key is retracted, and this
+      // value only shapes the marker (see the protocol doc).
+      plan.mode = "x";
+      plan.a.offset = arena.size();
+      arena.append(parts.head).append("1").append(parts.tail);
+      plan.a.length = arena.size() - plan.a.offset;
     } else {
-      st.entity_type.assign(it.entity_type);
-      st.entity_id.assign(it.entity_id);
-      if (it.local_id) st.local_id.emplace(*it.local_id);
-      else st.local_id.reset();
-      st.content_hash.resize(64);
-      it.content_digest.hex_into(st.content_hash.data());
-      if (it.last_modified_time) st.last_modified_time.emplace(*it.last_modified_time);
-      else st.last_modified_time.reset();
-      // A legacy-scheme entry is written without the field, byte-identical to the legacy
-      // service's values (absent means legacy).
-      st.scheme = it.scheme == hash_scheme::legacy ? std::nullopt : std::optional<hash_scheme>(it.scheme);
-      const encoded_state parts = encode_state_parts(st);
-      if (it.observed == nullptr) {
-        plan.mode = "u";
-        plan.a = append(parts.head);
-        plan.b = append(parts.tail);
+      const bool present = it.observed->kind == lookup_kind::present;
+      plan.count = present ? stored_sync_count(it.observed->value) + 1 : 1;
+      piece value{arena.size(), 0, nullptr};
+      arena.append(parts.head).append(std::to_string(plan.count)).append(parts.tail);
+      value.length = arena.size() - value.offset;
+      if (present) {
+        plan.mode = "p";
+        plan.a = piece{0, it.observed->value.size(), it.observed->value.data()};
+        plan.b = value;
       } else {
-        const bool present = it.observed->kind == lookup_kind::present;
-        plan.count = present ? stored_sync_count(it.observed->value) + 1 : 1;
-        piece value{arena.size(), 0, nullptr};
-        arena.append(parts.head).append(std::to_string(plan.count)).append(parts.tail);
-        value.length = arena.size() - value.offset;
-        if (present) {
-          plan.mode = "p";
-          plan.a = piece{0, it.observed->value.size(), it.observed->value.data()};
-          plan.b = value;
-        } else {
-          plan.mode = "m";
-          plan.a = value;
-        }
+        plan.mode = "m";
+        plan.a = value;
       }
     }
     plans.push_back(plan);

@@ -62,6 +62,9 @@ reason decide_from_state(const entity_check& check, std::string_view value,
                                                                      : reason::cache_entry_corrupt;
   }
   const entity_state& state = decoded.value();
+  // A commit that lost the conflict rule leaves this marker instead of deleting the key (see
+  // docs/commit-protocol.md): it stands for no entry at all.
+  if (state.content_hash.find_first_not_of('0') == std::string::npos) return reason::no_cache_entry;
   if (effective_scheme(state) != check.scheme) return reason::hash_scheme_changed;
   if (!same_digest(state.content_hash, check.content_digest)) return reason::content_changed;
   if (is_expired(state.cached_at, policy, now)) return reason::cache_expired;

@@ -57,7 +57,7 @@ struct commit_item {
 
 enum class commit_outcome : int {
   written = 0,   // the state now records this digest
-  conflict = 1,  // the state changed since the check: it was deleted, the next check resyncs
+  conflict = 1,  // the state changed since the check: it was retracted, the next check resyncs
   error = 2,     // nothing known to be written (Redis failed, or the item was invalid)
 };
 
@@ -105,7 +105,7 @@ class client {
 
   // Records the new states in one pipeline of server-side scripts: each increments
   // sync_count atomically and, when `observed` is given, writes only if the cache still holds
-  // what the check saw; otherwise it deletes the entry (conflict). See docs/commit-protocol.md.
+  // what the check saw; otherwise it retracts the entry (conflict). See docs/commit-protocol.md.
   commit_result commit(std::span<const commit_item> items) noexcept;
 
   // The stored state; nullopt when there is none. A value that does not decode is an error.

@@ -62,7 +62,8 @@ struct decision_policy {
 //  1 forced_sync          check.force
 //  2 no_id                check.entity_id is empty
 //  3 cache_check_error    lookup.kind is error (or not a known kind), or decide failed inside
-//  4 no_cache_entry       lookup.kind is missing
+//  4 no_cache_entry       lookup.kind is missing, or the state is a retraction marker
+//                         (content_hash all zeros: what a lost commit leaves)
 //  5 cache_entry_corrupt  decode_state(lookup.value) fails
 //  6 hash_scheme_changed  effective_scheme(state) != check.scheme
 //  7 content_changed      state.content_hash != check.content_digest (hex, any case)

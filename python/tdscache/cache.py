@@ -154,7 +154,7 @@ class Cache:
     def commit(self, report: CheckReport, indices: Sequence[int],
                local_ids: Optional[Sequence[Optional[str]]] = None) -> CommitReport:
         """Records the entities at `indices` of a check as synced, with the digests that check
-        was given. A state that moved since the check is deleted instead (the next check syncs)."""
+        was given. A state that moved since the check is retracted instead (the next check syncs)."""
         return CommitReport.from_native(self._client.commit_checked(
             report.batch, list(indices), None if local_ids is None else list(local_ids)))
 
