@@ -38,9 +38,9 @@ class ProxyCounters:
     accepted: int = 0          # client connections accepted (black-holed ones included)
     active: int = 0            # connections open right now
     received_up: int = 0       # request bytes read from clients
-    forwarded_up: int = 0      # request bytes written to the server
+    forwarded_up: int = 0      # request bytes handed to the server's socket
     received_down: int = 0     # reply bytes read from the server
-    forwarded_down: int = 0    # reply bytes written to clients
+    forwarded_down: int = 0    # reply bytes handed to the clients' sockets
     cuts: int = 0              # connections ended by a fault (cut_all, cut_after, half_close)
     upstream_failures: int = 0  # client connections dropped because the server refused them
 
@@ -135,6 +135,17 @@ class _Pipe:
                 self.chunks.popleft()
                 self.queued -= len(data)
                 self.changed.notify_all()
+            hold = self.proxy._stall_budget[self.direction]
+            if hold is not None and len(data) > hold:
+                # Forward exactly `hold` more bytes, then stall this direction with the rest queued.
+                async with self.changed:
+                    self.chunks.appendleft((due, data[hold:]))
+                    self.queued += len(data) - hold
+                data = data[:hold]
+                self.proxy._stall_budget[self.direction] = None
+                self.proxy._stalled[self.direction] = True
+            elif hold is not None:
+                self.proxy._stall_budget[self.direction] = hold - len(data)
             budget = self.proxy._cut_budget[self.direction]
             cut_here = budget is not None and len(data) >= budget
             if cut_here and budget is not None:
@@ -142,13 +153,16 @@ class _Pipe:
                 self.proxy._cut_budget[self.direction] = None
             elif budget is not None:
                 self.proxy._cut_budget[self.direction] = budget - len(data)
+            if not data:
+                continue
+            # Counted before the write: once the peer holds the bytes, the counter says so.
+            self.proxy._count(f"forwarded_{self.direction}", len(data))
             try:
                 self.writer.write(data)
                 await self.writer.drain()
             except (ConnectionError, OSError, RuntimeError):
                 self.link.abort(reset=False)
                 return
-            self.proxy._count(f"forwarded_{self.direction}", len(data))
             if cut_here:
                 # FIN, not RST: the peer reads the partial bytes, then end of stream.
                 self.proxy._count("cuts", 1)
@@ -214,6 +228,7 @@ class TcpProxy:
       stall(direction)           hold bytes (the peer sees silence); resume() releases them
       cut_all(reset)             end every connection now, dropping bytes held (RST or FIN)
       cut_after(n, direction)    forward n more bytes that way, then end that connection (FIN)
+      stall_after(n, direction)  forward n more bytes that way, then stall that direction
       half_close(direction)      shut one direction down (the peer reads end of stream)
       refuse_new() / accept_new()  stop / start listening: connects are refused (ECONNREFUSED)
       black_hole(on)             accept new connections but never connect or forward them
@@ -239,6 +254,7 @@ class TcpProxy:
         self._latency: dict[Direction, float] = {"up": 0.0, "down": 0.0}
         self._stalled: dict[Direction, bool] = {"up": False, "down": False}
         self._cut_budget: dict[Direction, Optional[int]] = {"up": None, "down": None}
+        self._stall_budget: dict[Direction, Optional[int]] = {"up": None, "down": None}
         self._black_hole = False
         self._links: set[_Link] = set()
         self._holes: set[asyncio.StreamWriter] = set()
@@ -317,6 +333,10 @@ class TcpProxy:
     def running(self) -> bool:
         return self._thread is not None and not self._stopped.is_set()
 
+    def wait_stopped(self, timeout_s: float) -> bool:
+        """Waits for the loop thread to end (close(), or lifetime_s passing); True if it did."""
+        return self._stopped.wait(timeout_s)
+
     # -- faults ------------------------------------------------------------------------------------
 
     def set_latency(self, seconds: float, direction: Which = "both") -> None:
@@ -366,6 +386,19 @@ class TcpProxy:
 
         async def apply() -> None:
             self._cut_budget[direction] = nbytes
+        self._control(apply())
+
+    def stall_after(self, nbytes: int, direction: Direction = "up") -> None:
+        """Forward `nbytes` more bytes in `direction` (any connection), then stall that
+        direction as stall() does: a request cut in two, half of it at the server."""
+        if nbytes < 0:
+            raise ValueError("nbytes must be >= 0")
+
+        async def apply() -> None:
+            if nbytes == 0:
+                self._stalled[direction] = True
+            else:
+                self._stall_budget[direction] = nbytes
         self._control(apply())
 
     def half_close(self, direction: Direction) -> int:
