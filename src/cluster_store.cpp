@@ -109,6 +109,7 @@ struct cluster_node {
       : link(std::move(where), cfg, std::move(tls)) {}
   session link;
   std::map<std::string, std::uint64_t, std::less<>> loaded;  // script sha -> session generation
+  bool unreachable = false;  // failed to connect or to answer since any node last answered
 };
 
 // One command of a round: items order[first, first + count), all in one slot.
@@ -715,7 +716,11 @@ class cluster_store final : public store {
       return true;
     };
     for (const std::int32_t n : order) {
-      if (adopt(read_slots(nodes_[static_cast<std::size_t>(n)]->link, until))) return {};
+      cluster_node& node = *nodes_[static_cast<std::size_t>(n)];
+      auto ranges = read_slots(node.link, until);
+      if (!ranges.ok() && is_transport(ranges.code())) node.unreachable = true;
+      if (ranges.ok()) mark_reachable();
+      if (adopt(std::move(ranges))) return {};
     }
     for (auto& seed : seeds_) {
       const auto known = node_index_.find(seed->where().describe());
@@ -844,7 +849,7 @@ class cluster_store final : public store {
   };
 
   // Sends op's items to the nodes serving their slots and follows redirections until each
-  // item is taken or failed. Returns true when no node could be reached at all (what the
+  // item is taken or failed. Returns whether the cluster as a whole is unreachable (what the
   // engine's circuit breaker counts).
   bool route(routed_op& op, deadline until) {
     const std::size_t n = op.size();
@@ -858,8 +863,6 @@ class cluster_store final : public store {
     std::vector<std::uint16_t> slots(n);
     for (std::size_t i = 0; i < n; ++i) slots[i] = key_slot(op.key(i));
     std::vector<route_state> routes(n);
-    bool any_reply = false;
-    bool node_failed = false;
     std::string last_redirect;
 
     for (int round = 0; !pending.empty(); ++round) {
@@ -928,7 +931,6 @@ class cluster_store final : public store {
         return std::span<const item_index>(order).subspan(w.commands[c].first, w.commands[c].count);
       };
       for (const node_work& w : works) {
-        any_reply = any_reply || w.replied;
         const std::string& replier_host = nodes_[static_cast<std::size_t>(w.node)]->link.where().host;
         for (const auto& [c, where] : w.redirects) {
           const auto items = items_of(w, c);
@@ -953,10 +955,13 @@ class cluster_store final : public store {
           const auto items = items_of(w, c);
           next.insert(next.end(), items.begin(), items.end());
         }
-        if (w.failure.code != status::ok) {
-          node_failed = node_failed || is_transport(w.failure.code);
-          trouble = true;
-        }
+        trouble = trouble || w.failure.code != status::ok;
+      }
+      if (std::any_of(works.begin(), works.end(), [](const node_work& w) { return w.replied; })) {
+        mark_reachable();
+      }
+      for (const node_work& w : works) {
+        if (is_transport(w.failure.code)) nodes_[static_cast<std::size_t>(w.node)]->unreachable = true;
       }
       // A node that stopped answering may have been failed over: read the map again, and send
       // its items to the new owner if there is one; otherwise they fail (never a long wait).
@@ -979,7 +984,23 @@ class cluster_store final : public store {
       if (backoff && !next.empty()) pause_before_retry(round, until);
       pending = std::move(next);
     }
-    return node_failed && !any_reply;
+    return whole_cluster_unreachable();
+  }
+
+  // Any answer from any node shows the cluster is there.
+  void mark_reachable() {
+    for (auto& node : nodes_) node->unreachable = false;
+  }
+
+  // What the engine's circuit breaker counts: every primary failed to connect or to answer
+  // since the last answer from any of them. A batch whose keys all live on one dead node does
+  // not count while the other primaries answer. The refresh that follows a node's failure asks
+  // every primary, so a cluster that is down as a whole is known as such within one operation.
+  bool whole_cluster_unreachable() const {
+    const auto serving = primaries();
+    return !serving.empty() && std::all_of(serving.begin(), serving.end(), [&](std::int32_t n) {
+      return nodes_[static_cast<std::size_t>(n)]->unreachable;
+    });
   }
 
   void pause_before_retry(int round, deadline until) const {

@@ -149,9 +149,7 @@ class Cluster : public ::testing::Test {
     ASSERT_TRUE(c) << start_error;
     cluster_ = c.get();
     // A test that killed a node brings it back; every test starts empty with zeroed stats.
-    for (std::size_t i = 0; i < cluster_->size(); ++i) {
-      if (!cluster_->node(i).running()) ASSERT_TRUE(cluster_->restart(i)) << cluster_->last_error();
-    }
+    if (!cluster_->all_running()) ASSERT_TRUE(cluster_->restart_dead()) << cluster_->last_error();
     ASSERT_TRUE(cluster_->flushall());
     ASSERT_TRUE(cluster_->reset_stats());
     ASSERT_TRUE(cluster_->reload_slot_map()) << cluster_->last_error();
@@ -517,6 +515,17 @@ TEST_F(Cluster, KilledPrimaryFailsItsOwnEntitiesAndTheOthersAreDecided) {
       ASSERT_EQ(r.items[i].why, want) << "round " << round << ", entity " << i;
     }
   }
+  // Nor do batches that touch only the dead node, while the other primaries answer.
+  std::size_t dead_one = 0, live_one = 0;
+  while (cluster_->owner_of_key(b.key(dead_one)) != int(dead)) ++dead_one;
+  while (cluster_->owner_of_key(b.key(live_one)) == int(dead)) ++live_one;
+  for (int round = 0; round < 4; ++round) {
+    const auto r = c.check(std::span(&b.checks[dead_one], 1));
+    EXPECT_EQ(r.items[0].why, reason::cache_check_error);
+    EXPECT_NE(r.error.code, status::circuit_open) << r.error.message;
+  }
+  EXPECT_EQ(c.check(std::span(&b.checks[live_one], 1)).items[0].why,
+            live_one % 2 == 0 ? reason::content_changed : reason::unchanged);
   // Commits: the dead node's items fail, the rest are written.
   const auto seen = c.check(b.checks);
   const auto done = c.commit(commits_for(b, seen));
@@ -556,6 +565,26 @@ TEST_F(Cluster, StalledPrimaryCostsOneTimeoutAndOnlyItsEntities) {
   EXPECT_LT(took, std::chrono::milliseconds(1500));
   // Back to normal once it answers again.
   EXPECT_EQ(c.check(b.checks).skipped, b.checks.size());
+}
+
+TEST_F(Cluster, WholeClusterDownOpensTheBreaker) {
+  auto c = make([](tds::client_config& cfg) {
+    cfg.breaker_failures = 2;
+    cfg.reconnect_backoff_min = cfg.reconnect_backoff_max = std::chrono::milliseconds(0);
+  });
+  const auto b = batch::numbered(300);
+  seed(c, b);
+  for (std::size_t i = 0; i < cluster_->size(); ++i) cluster_->kill(i);
+  for (int round = 0; round < 2; ++round) {
+    const auto r = c.check(b.checks);
+    EXPECT_EQ(r.cache_errors, b.checks.size());
+    EXPECT_NE(r.error.code, status::circuit_open) << r.error.message;
+  }
+  const auto attempts = c.connect_attempts();
+  const auto r = c.check(b.checks);
+  EXPECT_EQ(r.cache_errors, b.checks.size());
+  EXPECT_EQ(r.error.code, status::circuit_open) << r.error.message;
+  EXPECT_EQ(c.connect_attempts(), attempts);  // an open breaker keeps the client off the network
 }
 
 TEST_F(Cluster, UnreachableClusterFailsOpenAndOpensTheBreaker) {

@@ -200,6 +200,17 @@ class redis_cluster {
     }
     return wait_ok();
   }
+  // Every node that was killed, then one wait: a node alone cannot reach cluster_state:ok
+  // while the majority is still down.
+  [[nodiscard]] bool restart_dead() {
+    for (auto& n : nodes_) {
+      if (!n->running() && !n->restart()) {
+        error_ = n->last_error();
+        return false;
+      }
+    }
+    return wait_ok();
+  }
   bool all_running() const {
     return std::all_of(nodes_.begin(), nodes_.end(), [](const auto& n) { return n->running(); });
   }
