@@ -1,11 +1,7 @@
-"""The concurrency proof that no change is ever skipped: workers (threads, processes, and threads on
-seeded schedules) check, write a shared SQLite database and commit, while a writer mutates the
-source; after every round the verifier asserts that no entity whose source differs from the
-database is reported unchanged. Broken commit variants in the same harness show the verifier bites.
-
-Seed: $TDSCACHE_MODEL_SEED (random when unset, printed in every failure). Scheduled rounds replay
-exactly from the seed; free-running ones replay their choices, not the OS's interleaving.
-$TDSCACHE_MODEL_SCALE multiplies the round counts (e.g. 10 for a soak run).
+"""The proof that no change is skipped: workers (threads, processes, threads on seeded schedules)
+check, write a SQLite database and commit while the source mutates; after every round no stale
+entity may read unchanged. Broken commits in the same harness show the verifier bites. Seed:
+$TDSCACHE_MODEL_SEED (printed on failure); $TDSCACHE_MODEL_SCALE multiplies the rounds.
 """
 
 from __future__ import annotations

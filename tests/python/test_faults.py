@@ -1,10 +1,7 @@
-"""Fault injection at the system level, through the Python API: real redis-server processes killed,
-restarted, stopped, out of memory, evicting, read-only replicas and killed connections, plus a
-fault-injecting TCP proxy (latency, cuts mid-reply, half-close, black hole, refused connects).
-For each fault: the decisions fail open (never "unchanged" for a changed entity), nothing raises
-out of check/commit, and the call returns within a bound derived from the configured timeouts.
-The C++ suite covers the core's own fault paths (tests/cpp/client_fault_test.cpp); the results
-are tabled in docs/reliability.md.
+"""Fault injection through the Python API against real servers (killed, stopped, full, evicting,
+replicas, killed connections, cluster failovers) and TcpProxy (latency, cuts, half-close, black
+hole): decisions fail open, nothing raises, every call ends within a bound from its timeouts.
+Results are tabled in docs/reliability.md; the core's own fault paths are in client_fault_test.cpp.
 """
 
 from __future__ import annotations
