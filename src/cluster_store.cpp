@@ -232,7 +232,7 @@ class key_list_op : public routed_op {
     return append_command(out, argv);
   }
 
- protected:
+ private:
   std::string_view command_;
   std::span<const std::string_view> keys_;
   std::size_t chunk_;
