@@ -417,8 +417,14 @@ def test_allkeys_lru_evictions_only_ever_cost_syncs() -> None:
 # -- replicas --------------------------------------------------------------------------------------
 
 
+def start_replicating_at_once(server: RedisServer) -> None:
+    # Redis waits 5 s by default before a diskless full sync, hoping more replicas will join.
+    server.command("CONFIG", "SET", "repl-diskless-sync-delay", "0")
+
+
 def test_a_replica_answers_checks_and_refuses_commits_with_readonly(server: RedisServer) -> None:
     n = 300
+    start_replicating_at_once(server)
     seed(open_cache(server.url), products(n))
     with RedisServer(extra_args=["--replicaof", "127.0.0.1", str(server.port)]) as replica:
         wait_for(lambda: replica.info("replication").get("master_link_status") == "up"
@@ -439,6 +445,7 @@ def test_a_replica_cut_off_from_its_primary_can_vouch_for_an_old_version(server:
     # Why tdscache must be pointed at the primary: a replica that lags serves an older state,
     # and an entity that went back to that older content (A -> B -> A) then reads unchanged
     # although the database holds B. This pins the hazard docs/reliability.md warns about.
+    start_replicating_at_once(server)
     with TcpProxy("127.0.0.1", server.port or 0, lifetime_s=60.0) as link, \
             RedisServer(extra_args=["--replicaof", "127.0.0.1", str(link.port)]) as replica:
         primary = open_cache(server.url)
@@ -697,6 +704,7 @@ class ReplicatedCluster:
                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                 "--cluster-port", str(tdscache.testing.free_tcp_port()),
                 "--cluster-node-timeout", str(node_timeout_ms),
+                "--repl-diskless-sync-delay", "0",  # replicas sync at once, not after 5 s
                 # Surviving primaries keep serving their slots while one is down.
                 "--cluster-require-full-coverage", "no"]))
 
