@@ -296,3 +296,18 @@ TEST(Decide, IsNoexcept) {
 }
 
 }  // namespace
+
+namespace {
+
+// A conflicting commit retracts the state with a marker (an all-zero content_hash) instead of
+// deleting the key; see docs/commit-protocol.md. It must read as "nothing cached", and never
+// match a digest, even a digest of all zeros.
+TEST(Decide, RetractionMarkerReadsAsNoCacheEntry) {
+  scenario s;
+  s.state.content_hash = std::string(64, '0');
+  EXPECT_EQ(s.decide_present(), reason::no_cache_entry);
+  s.check.content_digest = tds::digest{};  // all-zero digest: still not a match
+  EXPECT_EQ(s.decide_present(), reason::no_cache_entry);
+}
+
+}  // namespace
