@@ -135,6 +135,14 @@ bool parse_host_port(std::string_view text, std::string& host, int& port, std::s
     why = "no host";
     return false;
   }
+  // A NUL would cut the name short where it reaches the resolver (a different host), and no
+  // host name holds spaces or control characters.
+  for (const char c : host) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7F) {
+      why = "the host holds a space, a control character or a NUL byte";
+      return false;
+    }
+  }
   if (!rest.empty()) {
     if (!parse_int(rest.substr(1), port, 1, 65535)) {
       why = "port must be a number from 1 to 65535";
@@ -303,6 +311,8 @@ result<client_config> parse_redis_url(std::string_view url) {
     if (path.empty() || path == "/") return invalid(url, "no socket path", pos);
     std::string decoded;
     if (!percent_decode(path, decoded)) return invalid(url, "bad percent-escape in the path", pos);
+    // sockaddr_un takes a C string: a NUL would name a different socket.
+    if (decoded.find('\0') != std::string::npos) return invalid(url, "the socket path holds a NUL byte", pos);
     cfg.unix_path = std::move(decoded);
   } else if (cfg.cluster) {
     std::size_t start = 0;

@@ -3,6 +3,7 @@
 // redis-server. The same file drives tests/c/bad_input_test.c and tests/python/test_bad_input.py.
 // Also here: regression tests for what fuzzing found (tests/fuzz/corpus/crashes).
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <simdjson.h>
 
 #include <chrono>
@@ -153,12 +154,35 @@ tds::canonical_options options_of(dom::element spec) {
 
 bool expects_ok(dom::element want) { return std::string_view(want["status"]) == "ok"; }
 
+// Runs `body` on a thread with a 64 MB stack. The walker refuses nesting its thread's stack
+// cannot hold; sanitizer frames are several KB per level, so the 4096-deep case needs more
+// than the 8 MB main thread to give the answer a production build gives on 8 MB.
+template <class F>
+void on_large_stack(F body) {
+  pthread_attr_t attr;
+  ASSERT_EQ(pthread_attr_init(&attr), 0);
+  ASSERT_EQ(pthread_attr_setstacksize(&attr, std::size_t{64} << 20), 0);
+  pthread_t thread;
+  auto run = [](void* f) -> void* {
+    (*static_cast<F*>(f))();
+    return nullptr;
+  };
+  ASSERT_EQ(pthread_create(&thread, &attr, run, &body), 0);
+  pthread_join(thread, nullptr);
+  pthread_attr_destroy(&attr);
+}
+
 // ---- canonicalize ---------------------------------------------------------------------------
 
 class BadInputCanonical : public ::testing::TestWithParam<catalogue_case> {};
 
+void run_canonical_case(const catalogue_case& c);
+
 TEST_P(BadInputCanonical, GivesItsCatalogueResult) {
-  const catalogue_case& c = GetParam();
+  on_large_stack([&] { run_canonical_case(GetParam()); });
+}
+
+void run_canonical_case(const catalogue_case& c) {
   SCOPED_TRACE(describe(c));
   const dom::element want = c.spec["expect"];
   auto created = tds::canonicalizer::create(options_of(c.spec));
@@ -189,8 +213,13 @@ INSTANTIATE_TEST_SUITE_P(Catalogue, BadInputCanonical, ::testing::ValuesIn(cases
 
 class BadInputPage : public ::testing::TestWithParam<catalogue_case> {};
 
+void run_page_case(const catalogue_case& c);
+
 TEST_P(BadInputPage, GivesItsCatalogueResult) {
-  const catalogue_case& c = GetParam();
+  on_large_stack([&] { run_page_case(GetParam()); });
+}
+
+void run_page_case(const catalogue_case& c) {
   SCOPED_TRACE(describe(c));
   const dom::element want = c.spec["expect"];
   auto created = tds::canonicalizer::create(options_of(c.spec));
@@ -454,6 +483,37 @@ TEST(BadInputLargeCommands, MegabyteKeyOperationsNeverWaitForTheIdleTimeout) {
     EXPECT_LT(std::chrono::steady_clock::now() - start, bound);
     ASSERT_TRUE(removed.ok()) << removed.error().message;
     EXPECT_EQ(removed.value(), 1u);
+  }
+}
+
+// Regression: max_depth alone let a deep document overflow a small thread stack (found by the
+// ASan build, whose frames are larger, with the 4096-deep catalogue case). Now the walker
+// refuses what the stack cannot hold, with depth_exceeded, on any thread.
+TEST(BadInputDeepNesting, SmallThreadStacksGiveDepthExceededInsteadOfCrashing) {
+  for (const std::size_t stack_kb : {64, 128, 256}) {
+    pthread_attr_t attr;
+    ASSERT_EQ(pthread_attr_init(&attr), 0);
+    ASSERT_EQ(pthread_attr_setstacksize(&attr, stack_kb * 1024), 0);
+    struct outcome {
+      tds::status code = tds::status::internal;
+      std::string message;
+    } got;
+    auto run = [](void* p) -> void* {
+      tds::canonical_options o;
+      o.max_depth = 4096;
+      auto c = std::move(tds::canonicalizer::create(o)).value();
+      auto r = c.canonicalize(std::string(4096, '[') + std::string(4096, ']'));
+      auto* out = static_cast<outcome*>(p);
+      out->code = r.code();
+      if (!r.ok()) out->message = r.error().message;
+      return nullptr;
+    };
+    pthread_t thread;
+    ASSERT_EQ(pthread_create(&thread, &attr, run, &got), 0);
+    pthread_join(thread, nullptr);
+    pthread_attr_destroy(&attr);
+    EXPECT_EQ(got.code, tds::status::depth_exceeded) << stack_kb << " KB";
+    EXPECT_NE(got.message.find("stack"), std::string::npos) << got.message;
   }
 }
 
