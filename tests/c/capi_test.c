@@ -25,12 +25,21 @@
 
 static int passed;
 static int failed;
+/* Checks run on several threads (the shared-client and per-thread error tests): TSan found the
+ * counters racing. */
+static pthread_mutex_t counts_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void count(int *counter) {
+  pthread_mutex_lock(&counts_lock);
+  ++*counter;
+  pthread_mutex_unlock(&counts_lock);
+}
 
 static int check_impl(int ok, const char *what, int line) {
   if (ok) {
-    ++passed;
+    count(&passed);
   } else {
-    ++failed;
+    count(&failed);
     fprintf(stderr, "capi_test.c:%d: FAILED: %s\n    last error: %s\n", line, what, tds_last_error());
   }
   return ok;
@@ -40,10 +49,10 @@ static int check_impl(int ok, const char *what, int line) {
 
 static int check_rc_impl(int got, int want, const char *what, int line) {
   if (got == want) {
-    ++passed;
+    count(&passed);
     return 1;
   }
-  ++failed;
+  count(&failed);
   fprintf(stderr, "capi_test.c:%d: FAILED: %s gave %d (%s), expected %d (%s)\n    last error: %s\n", line,
           what, got, tds_status_name(got), want, tds_status_name(want), tds_last_error());
   return 0;
@@ -1180,7 +1189,7 @@ int main(void) {
     test_shared_client(&server);
     test_unreachable(&server);
   } else {
-    ++failed;
+    count(&failed);
     fprintf(stderr, "capi_test: could not start redis-server; the client tests did not run\n");
   }
   stop_server(&server);

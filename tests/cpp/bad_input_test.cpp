@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <simdjson.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -15,6 +16,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "redis_server.hpp"
@@ -515,6 +517,90 @@ TEST(BadInputDeepNesting, SmallThreadStacksGiveDepthExceededInsteadOfCrashing) {
     EXPECT_EQ(got.code, tds::status::depth_exceeded) << stack_kb << " KB";
     EXPECT_NE(got.message.find("stack"), std::string::npos) << got.message;
   }
+}
+
+// Hostile concurrency, for the TSan build (scripts/sanitize.sh tsan) above all: one client,
+// every call it has, from several threads at once, while the server is killed and restarted
+// under them. Failures are expected (the server goes away); a data race, a crash, a hang or a
+// skip that the data does not allow are not.
+TEST(BadInputConcurrentUse, EveryCallOnOneClientFromManyThreadsWhileTheServerRestarts) {
+  tds::testing::redis_server server;
+  ASSERT_TRUE(server.start()) << server.last_error();
+  tds::client_config cfg = server.unix_config();
+  cfg.command_timeout = std::chrono::milliseconds(3000);
+  cfg.breaker_failures = 2;
+  cfg.breaker_cooldown = std::chrono::milliseconds(20);
+  cfg.reconnect_backoff_min = std::chrono::milliseconds(1);
+  cfg.reconnect_backoff_max = std::chrono::milliseconds(10);
+  auto connected = tds::client::connect(cfg);
+  ASSERT_TRUE(connected.ok()) << connected.error().message;
+  tds::client& c = connected.value();
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> false_skips{0};
+  auto worker = [&](int w) {
+    const std::string type = "w" + std::to_string(w);
+    std::vector<std::string> ids;
+    for (int i = 0; i < 20; ++i) ids.push_back(std::to_string(i));
+    for (int round = 0; round < 40; ++round) {
+      // A digest never committed before: unchanged would be a skip the data does not allow.
+      const tds::digest fresh = tds::sha256(type + ":" + std::to_string(round));
+      std::vector<tds::entity_check> checks(ids.size());
+      for (std::size_t i = 0; i < ids.size(); ++i) {
+        checks[i].entity_type = type;
+        checks[i].entity_id = ids[i];
+        checks[i].content_digest = fresh;
+      }
+      auto checked = c.check(checks);
+      std::vector<tds::commit_item> commits;
+      for (std::size_t i = 0; i < checks.size(); ++i) {
+        if (checked.items[i].why == tds::reason::unchanged) ++false_skips;
+        tds::commit_item item;
+        item.entity_type = type;
+        item.entity_id = ids[i];
+        item.content_digest = fresh;
+        item.observed = &checked.items[i].observed;
+        commits.push_back(item);
+      }
+      (void)c.commit(commits);
+      (void)c.get_state(type, ids[round % ids.size()]);
+      (void)c.invalidate(type, ids[(round + 1) % ids.size()]);
+      if (round % 10 == 9) (void)c.invalidate_type(type);
+      (void)c.mark_batch_complete(type, std::to_string(round), "{}");
+      (void)c.was_batch_synced_recently(type, 60);
+      (void)c.ping();
+    }
+  };
+  std::thread observer([&] {
+    while (!stop.load()) {
+      (void)c.stats();  // every counter, read while calls update them
+      (void)c.connect_attempts();
+      (void)c.config().key_prefix.size();
+      c.reset_stats();
+      tds::testing::pause_briefly(std::chrono::milliseconds(1));
+    }
+  });
+  std::vector<std::thread> workers;
+  for (int w = 0; w < 3; ++w) workers.emplace_back(worker, w);
+  for (int restarts = 0; restarts < 3; ++restarts) {
+    tds::testing::pause_briefly(std::chrono::milliseconds(50));
+    ASSERT_TRUE(server.restart()) << server.last_error();
+  }
+  for (auto& t : workers) t.join();
+  stop = true;
+  observer.join();
+  EXPECT_EQ(false_skips.load(), 0);
+  // The client recovers: after the storm, a fresh entity is checked against the live server.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  bool answered = false;
+  while (!answered && std::chrono::steady_clock::now() < until) {
+    tds::entity_check e;
+    e.entity_type = "after";
+    e.entity_id = "1";
+    answered = c.check(std::span<const tds::entity_check>(&e, 1)).items[0].why == tds::reason::no_cache_entry;
+    if (!answered) tds::testing::pause_briefly(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(answered);
 }
 
 TEST(BadInputConfig, MgetChunkAboveOneMillionIsRefused) {
