@@ -7,4 +7,4 @@ scripts/build.sh
 ctest --test-dir build/cmake --output-on-failure
 # The ctypes test loads the C ABI from the build tree.
 export TDS_SHARED_LIBRARY="$PWD/build/cmake/libtdscache.so"
-.venv/bin/python -m pytest -q tests/python "$@"
+.venv/bin/python -m pytest -q -rs tests/python "$@"
