@@ -19,6 +19,7 @@
 
 #include "tdscache/canonical.hpp"
 #include "tdscache/detail/json_text.hpp"
+#include "tdscache/detail/stack_depth.hpp"
 
 namespace od = simdjson::ondemand;
 
@@ -127,11 +128,12 @@ constexpr std::uintptr_t stack_reserve = 64 * 1024;
 constexpr std::uintptr_t stack_reserve = 64 * 1024;
 #endif
 
-// The lowest stack address a walk on this thread may reach (stacks grow down on every target
-// we build for), or 0 when the thread's stack cannot be found. max_depth alone cannot protect a
-// thread with a small stack (musl's 128 KB default, a thread pool's 256 KB): this turns what
-// would be a crash on a deeply nested document into depth_exceeded, hence a sync.
-std::uintptr_t thread_stack_floor() noexcept {
+}  // namespace
+
+// max_depth alone cannot protect a thread with a small stack (musl's 128 KB default, a thread
+// pool's 256 KB): the floor turns what would be a crash on a deeply nested document into
+// depth_exceeded, hence a sync.
+std::uintptr_t detail::thread_stack_floor() noexcept {
 #if defined(__linux__)
   thread_local const std::uintptr_t floor = [] {
     pthread_attr_t attr;
@@ -149,6 +151,8 @@ std::uintptr_t thread_stack_floor() noexcept {
   return 0;
 #endif
 }
+
+namespace {
 
 struct member {
   std::string_view key;                  // decoded (WTF-8): into the input, or into walker::keys
@@ -242,7 +246,7 @@ struct canonicalizer::impl {
   std::size_t input_size = 0;
   error err;
   item_capture* capture = nullptr;
-  std::uintptr_t stack_floor = 0;  // thread_stack_floor() of the thread walking now
+  std::uintptr_t stack_floor = 0;  // detail::thread_stack_floor() of the thread walking now
   // Set when a page walk stopped early inside a value (a NaN in an item, say) and On-Demand
   // then skipped the rest of it unread: the page's syntax must be checked in full.
   bool skipped_unchecked = false;
@@ -684,8 +688,7 @@ struct canonicalizer::impl {
     if (depth > options.max_depth)
       return fail(status::depth_exceeded,
                   "nesting deeper than max_depth (" + std::to_string(options.max_depth) + ")", at);
-    // The frame address, not a local's: under ASan locals may live on a heap "fake stack".
-    if (reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)) < stack_floor)
+    if (detail::below_stack_floor(stack_floor))
       return fail(status::depth_exceeded,
                   "nesting of " + std::to_string(depth) +
                       " levels is deeper than this thread's stack allows", at);
@@ -1088,7 +1091,7 @@ struct canonicalizer::impl {
     members.clear();
     err = error{};
     skipped_unchecked = false;
-    stack_floor = thread_stack_floor();
+    stack_floor = detail::thread_stack_floor();
   }
 
   pointer_set all_pointers() const {

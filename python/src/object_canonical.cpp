@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "tdscache/detail/json_text.hpp"
+#include "tdscache/detail/stack_depth.hpp"
 
 namespace tds::python {
 
@@ -114,6 +115,16 @@ void object_canonicalizer::write(PyObject* obj, std::string& out) {
   write_value(obj, 0, all, out);
 }
 
+void object_canonicalizer::check_depth(std::size_t depth) const {
+  if (depth > options_.max_depth)
+    raise(status::depth_exceeded, "nesting deeper than max_depth (" + std::to_string(options_.max_depth) +
+                                      "), or a circular reference");
+  // max_depth cannot protect a thread with a small stack (threading.stack_size, musl's default).
+  if (detail::below_stack_floor(detail::thread_stack_floor()))
+    raise(status::depth_exceeded,
+          "nesting of " + std::to_string(depth) + " levels is deeper than this thread's stack allows");
+}
+
 void object_canonicalizer::write_value(PyObject* obj, std::size_t depth, std::uint64_t active, std::string& out) {
   if (obj == Py_None) {
     out.append(std::string_view("null"));
@@ -214,9 +225,7 @@ void object_canonicalizer::write_float(PyObject* value, std::string& out) {
 }
 
 void object_canonicalizer::write_sequence(PyObject* seq, std::size_t depth, std::uint64_t active, std::string& out) {
-  if (depth > options_.max_depth)
-    raise(status::depth_exceeded, "nesting deeper than max_depth (" + std::to_string(options_.max_depth) +
-                                      "), or a circular reference");
+  check_depth(depth);
   const bool legacy = options_.scheme == hash_scheme::legacy;
   const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
   PyObject** items = PySequence_Fast_ITEMS(seq);
@@ -255,9 +264,7 @@ std::string_view object_canonicalizer::key_text(PyObject* key, std::vector<PyObj
 }
 
 void object_canonicalizer::write_dict(PyObject* dict, std::size_t depth, std::uint64_t active, std::string& out) {
-  if (depth > options_.max_depth)
-    raise(status::depth_exceeded, "nesting deeper than max_depth (" + std::to_string(options_.max_depth) +
-                                      "), or a circular reference");
+  check_depth(depth);
   const hash_scheme scheme = options_.scheme;
   const bool legacy = scheme == hash_scheme::legacy;
   const bool top = depth == 1;

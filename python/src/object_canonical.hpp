@@ -38,6 +38,8 @@ class object_canonicalizer {
     std::size_t value_offset, value_length;
   };
 
+  // depth_exceeded past max_depth, or when this thread's stack is nearly used up.
+  void check_depth(std::size_t depth) const;
   void write_value(PyObject* obj, std::size_t depth, std::uint64_t active, std::string& out);
   void write_dict(PyObject* dict, std::size_t depth, std::uint64_t active, std::string& out);
   void write_sequence(PyObject* seq, std::size_t depth, std::uint64_t active, std::string& out);

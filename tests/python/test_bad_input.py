@@ -182,3 +182,64 @@ def test_page_with_lone_surrogate_id_checks_and_commits_natively(fresh_redis: Re
     assert checked.report.reasons == ["no_cache_entry"]
     assert cache.commit(checked.report, [0]).outcomes == ["written"]
     assert cache.check_page("product", body).report.reasons == ["unchanged"]
+
+
+def _nested(kind: type, levels: int) -> Any:
+    root: Any = kind()
+    node = root
+    for _ in range(levels):
+        child = kind()
+        if isinstance(node, list):
+            node.append(child)
+        else:
+            node["a"] = child
+        node = child
+    return root
+
+
+@pytest.mark.parametrize("kind", [list, dict])
+def test_python_objects_nested_100000_deep_give_depth_exceeded(kind: type) -> None:
+    with pytest.raises(tdscache.InputError) as raised:
+        tdscache.Hasher().canonical(_nested(kind, 100_000))
+    assert raised.value.status_name == "depth_exceeded"
+
+
+SMALL_STACK_PROGRAM = """
+import sys, threading, tdscache
+threading.stack_size(128 * 1024)
+results = []
+def deep(kind, levels):
+    root = node = kind()
+    for _ in range(levels):
+        child = kind()
+        if kind is list: node.append(child)
+        else: node["a"] = child
+        node = child
+    return root
+def run():
+    hasher = tdscache.Hasher(max_depth=4096)
+    for data in (b"[" * 4096 + b"]" * 4096, deep(list, 4096), deep(dict, 4096)):
+        try:
+            hasher.canonical(data)
+            results.append("ok")
+        except tdscache.Error as err:
+            results.append(err.status_name + ": " + err.message)
+thread = threading.Thread(target=run)
+thread.start()
+thread.join()
+print("\\n".join(results))
+"""
+
+
+def test_small_thread_stacks_give_depth_exceeded_instead_of_crashing() -> None:
+    # Regression: max_depth 4096 on a 128 KB thread stack crashed the interpreter (both the bytes
+    # walker and the Python object walker). In a child process, so a crash fails this test only.
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-c", SMALL_STACK_PROGRAM], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert len(lines) == 3
+    for line in lines:
+        assert line.startswith("depth_exceeded: ") and "stack" in line, line
