@@ -17,6 +17,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "canonical_direct.hpp"
 #include "tdscache/canonical.hpp"
 #include "tdscache/detail/json_text.hpp"
 #include "tdscache/detail/stack_depth.hpp"
@@ -234,8 +235,11 @@ struct item_capture {
 
 struct canonicalizer::impl {
   canonical_options options;
-  std::vector<std::string> excluded;
-  std::uint64_t excluded_lengths = 0;  // bit n set: some excluded name has n bytes (n < 64)
+  detail::name_set excluded;
+  // The fast path (canonical_direct.hpp), tried first by canonicalize() and hash(). Off only in
+  // tests that pin it against this file's reference walker.
+  detail::direct_walker direct;
+  bool use_direct = true;
   std::vector<pointer_tokens> pointers;
   od::parser parser;
   std::unique_ptr<char[]> padded;
@@ -320,13 +324,7 @@ struct canonicalizer::impl {
     return base;
   }
 
-  bool is_excluded_name(std::string_view key) const {
-    // Most names have a length no excluded name has: one bit test rejects them.
-    if (key.size() < 64 && !((excluded_lengths >> key.size()) & 1)) return false;
-    for (const auto& name : excluded)
-      if (name.size() == key.size() && std::memcmp(name.data(), key.data(), key.size()) == 0) return true;
-    return false;
-  }
+  bool is_excluded_name(std::string_view key) const { return excluded.contains(key); }
 
   // Pointers in `active` whose token at `depth` equals `token`: the ones that continue, and
   // whether one of them ends here (the member or element is excluded).
@@ -404,24 +402,6 @@ struct canonicalizer::impl {
 #endif
   }
 
-  static int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  }
-
-  bool read_u16(const char*& p, std::uint32_t& unit) {
-    unit = 0;
-    for (int i = 0; i < 4; ++i) {
-      int v = hex_value(p[i]);
-      if (v < 0) return fail(status::json_malformed, "invalid \\u escape in string", p - 2);
-      unit = unit << 4 | static_cast<std::uint32_t>(v);
-    }
-    p += 4;
-    return true;
-  }
-
   // Reads the JSON string whose content starts at `p` (just after the opening quote). With
   // decoded != nullptr, appends the decoded text (WTF-8); with escaped != nullptr, appends the
   // canonical quoted form. Returns the position after the closing quote, or nullptr on error.
@@ -446,19 +426,7 @@ struct canonicalizer::impl {
       if (c >= 0x80) {
         // Validated UTF-8: copy it decoded, escape it per scheme.
         const char* start = p;
-        std::uint32_t cp;
-        if (c < 0xE0) {
-          cp = (c & 0x1Fu) << 6 | (static_cast<unsigned char>(p[1]) & 0x3Fu);
-          p += 2;
-        } else if (c < 0xF0) {
-          cp = (c & 0x0Fu) << 12 | (static_cast<unsigned char>(p[1]) & 0x3Fu) << 6 |
-               (static_cast<unsigned char>(p[2]) & 0x3Fu);
-          p += 3;
-        } else {
-          cp = (c & 0x07u) << 18 | (static_cast<unsigned char>(p[1]) & 0x3Fu) << 12 |
-               (static_cast<unsigned char>(p[2]) & 0x3Fu) << 6 | (static_cast<unsigned char>(p[3]) & 0x3Fu);
-          p += 4;
-        }
+        const std::uint32_t cp = detail::decode_utf8(p);
         if (decoded) decoded->append(start, static_cast<std::size_t>(p - start));
         if (escaped) detail::append_code_point(*escaped, cp, scheme);
         continue;
@@ -471,58 +439,21 @@ struct canonicalizer::impl {
         continue;
       }
       const char* esc = p;
-      char e = p[1];
-      p += 2;
-      std::uint32_t cp;
-      switch (e) {
-        case '"': cp = '"'; break;
-        case '\\': cp = '\\'; break;
-        case '/': cp = '/'; break;
-        case 'b': cp = '\b'; break;
-        case 'f': cp = '\f'; break;
-        case 'n': cp = '\n'; break;
-        case 'r': cp = '\r'; break;
-        case 't': cp = '\t'; break;
-        case 'u': {
-          if (!read_u16(p, cp)) return nullptr;
-          if (cp >= 0xD800 && cp <= 0xDBFF && p[0] == '\\' && p[1] == 'u') {
-            const char* q = p + 2;
-            std::uint32_t low;
-            if (!read_u16(q, low)) return nullptr;
-            if (low >= 0xDC00 && low <= 0xDFFF) {
-              cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-              p = q;
-            }
-          }
-          if (cp >= 0xD800 && cp <= 0xDFFF && scheme == hash_scheme::jcs)
-            return fail(status::lone_surrogate,
-                        "lone surrogate escape in string (RFC 8785 requires valid Unicode)", esc),
-                   nullptr;
-          break;
-        }
-        default:
-          return fail(status::json_malformed, "invalid escape in string", esc), nullptr;
+      const std::int32_t decoded_cp = detail::decode_escape(p);
+      if (decoded_cp == detail::escape_unknown)
+        return fail(status::json_malformed, "invalid escape in string", esc), nullptr;
+      if (decoded_cp < 0)  // p is at the \u whose digits are bad: the first or a pair's second
+        return fail(status::json_malformed, "invalid \\u escape in string", p), nullptr;
+      const auto cp = static_cast<std::uint32_t>(decoded_cp);
+      if (cp >= 0xD800 && cp <= 0xDFFF && scheme == hash_scheme::jcs)
+        return fail(status::lone_surrogate,
+                    "lone surrogate escape in string (RFC 8785 requires valid Unicode)", esc),
+               nullptr;
+      if (decoded) {
+        char buf[4];
+        decoded->append(buf, static_cast<std::size_t>(detail::put_utf8(buf, cp) - buf));
       }
-      if (decoded) append_wtf8(*decoded, cp);
       if (escaped) detail::append_code_point(*escaped, cp, scheme);
-    }
-  }
-
-  static void append_wtf8(std::string& s, std::uint32_t cp) {
-    if (cp < 0x80) {
-      s.push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-      s.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-      s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-      s.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-      s.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else {
-      s.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-      s.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-      s.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
     }
   }
 
@@ -901,7 +832,7 @@ struct canonicalizer::impl {
         if (++p == end) return false;
         if (*p == 'u') {
           for (int i = 0; i < 4; ++i)
-            if (++p == end || hex_value(*p) < 0) return false;
+            if (++p == end || detail::hex_value(*p) < 0) return false;
         } else if (!std::strchr("\"\\/bfnrt", *p) || *p == '\0') {
           return false;
         }
@@ -1113,6 +1044,16 @@ struct canonicalizer::impl {
                 "have: strip it before hashing", base);
   }
 
+  // The canonical form of `json` from the direct walker, or nullopt when it declines (then the
+  // reference walker runs and decides). Nested pointer exclusions are the reference's alone.
+  std::optional<std::string_view> canonicalize_direct(std::string_view json) {
+    if (!use_direct || !pointers.empty()) return std::nullopt;
+    const char* buf = load(json);
+    const detail::direct_walker::config cfg{options.scheme, options.strict, options.max_depth, &excluded};
+    if (!direct.run(buf, json.size(), cfg, detail::thread_stack_floor())) return std::nullopt;
+    return direct.view();
+  }
+
   bool canonicalize_document(std::string_view json) {
     reset();
     const char* buf = load(json);
@@ -1160,25 +1101,25 @@ result<canonicalizer> canonicalizer::create(canonical_options options) {
     if (options.exclude_pointers.size() > 64)
       return result<canonicalizer>(status::invalid_argument, "at most 64 exclusion pointers are supported");
     auto p = std::make_unique<impl>();
+    std::vector<std::string> names;
     for (const auto& text : options.exclude_pointers) {
       auto tokens = parse_pointer(text);
       if (!tokens) return result<canonicalizer>(tokens.error());
       if (tokens.value().size() == 1) {
         // "/name" is a top-level exclusion: handle it with the name set.
-        p->excluded.push_back(tokens.value()[0]);
+        names.push_back(tokens.value()[0]);
       } else {
         p->pointers.push_back(std::move(tokens).value());
       }
     }
     if (options.exclude_fields) {
-      p->excluded.insert(p->excluded.end(), options.exclude_fields->begin(), options.exclude_fields->end());
+      names.insert(names.end(), options.exclude_fields->begin(), options.exclude_fields->end());
     } else if (options.scheme == hash_scheme::legacy) {
       const auto& d = legacy_excluded_fields();
-      p->excluded.insert(p->excluded.end(), d.begin(), d.end());
+      names.insert(names.end(), d.begin(), d.end());
     }
-    std::sort(p->excluded.begin(), p->excluded.end());
-    for (const auto& name : p->excluded)
-      p->excluded_lengths |= name.size() < 64 ? std::uint64_t{1} << name.size() : 0;
+    std::sort(names.begin(), names.end());
+    for (auto& name : names) p->excluded.add(std::move(name));
     p->options = std::move(options);
     return canonicalizer(std::move(p));
   } catch (const std::bad_alloc&) {
@@ -1188,8 +1129,11 @@ result<canonicalizer> canonicalizer::create(canonical_options options) {
 
 const canonical_options& canonicalizer::options() const noexcept { return impl_->options; }
 
+void detail::use_direct_walker(canonicalizer& c, bool enabled) noexcept { c.impl_->use_direct = enabled; }
+
 result<std::string_view> canonicalizer::canonicalize(std::string_view json) {
   try {
+    if (auto fast = impl_->canonicalize_direct(json)) return *fast;
     if (!impl_->canonicalize_document(json)) return result<std::string_view>(impl_->err);
     return std::string_view(impl_->out);
   } catch (const std::bad_alloc&) {
@@ -1199,6 +1143,7 @@ result<std::string_view> canonicalizer::canonicalize(std::string_view json) {
 
 result<digest> canonicalizer::hash(std::string_view json) {
   try {
+    if (auto fast = impl_->canonicalize_direct(json)) return sha256(*fast);
     if (!impl_->canonicalize_document(json)) return result<digest>(impl_->err);
     return sha256(impl_->out);
   } catch (const std::bad_alloc&) {

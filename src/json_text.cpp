@@ -9,68 +9,14 @@
 namespace tds::detail {
 namespace {
 
-constexpr char hex_digits[] = "0123456789abcdef";
-
 void append_u_escape(std::string& out, std::uint32_t unit) {
-  char buf[6] = {'\\', 'u', hex_digits[(unit >> 12) & 0xF], hex_digits[(unit >> 8) & 0xF],
-                 hex_digits[(unit >> 4) & 0xF], hex_digits[unit & 0xF]};
-  out.append(buf, 6);
-}
-
-// The two-character escapes both schemes share (Python's json and RFC 8785 agree on these).
-char short_escape(std::uint32_t cp) noexcept {
-  switch (cp) {
-    case '"': return '"';
-    case '\\': return '\\';
-    case '\n': return 'n';
-    case '\r': return 'r';
-    case '\t': return 't';
-    case '\b': return 'b';
-    case '\f': return 'f';
-    default: return 0;
-  }
+  char buf[6];
+  out.append(buf, static_cast<std::size_t>(put_u_escape(buf, unit) - buf));
 }
 
 void append_utf8(std::string& out, std::uint32_t cp) {
   char buf[4];
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    buf[0] = static_cast<char>(0xC0 | (cp >> 6));
-    buf[1] = static_cast<char>(0x80 | (cp & 0x3F));
-    out.append(buf, 2);
-  } else if (cp < 0x10000) {
-    buf[0] = static_cast<char>(0xE0 | (cp >> 12));
-    buf[1] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    buf[2] = static_cast<char>(0x80 | (cp & 0x3F));
-    out.append(buf, 3);
-  } else {
-    buf[0] = static_cast<char>(0xF0 | (cp >> 18));
-    buf[1] = static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    buf[2] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    buf[3] = static_cast<char>(0x80 | (cp & 0x3F));
-    out.append(buf, 4);
-  }
-}
-
-// Decodes one UTF-8 (or WTF-8) sequence starting at p. The input was validated by the parser
-// or comes from a Python str, so only the lead byte decides the length.
-std::uint32_t decode_utf8(const unsigned char*& p) noexcept {
-  std::uint32_t c = *p;
-  if (c < 0xE0) {
-    std::uint32_t cp = ((c & 0x1F) << 6) | (p[1] & 0x3F);
-    p += 2;
-    return cp;
-  }
-  if (c < 0xF0) {
-    std::uint32_t cp = ((c & 0x0F) << 12) | ((p[1] & 0x3F) << 6) | (p[2] & 0x3F);
-    p += 3;
-    return cp;
-  }
-  std::uint32_t cp =
-      ((c & 0x07) << 18) | ((p[1] & 0x3F) << 12) | ((p[2] & 0x3F) << 6) | (p[3] & 0x3F);
-  p += 4;
-  return cp;
+  out.append(buf, static_cast<std::size_t>(put_utf8(buf, cp) - buf));
 }
 
 }  // namespace
@@ -102,20 +48,22 @@ void append_code_point(std::string& out, std::uint32_t cp, hash_scheme scheme) {
 
 void append_quoted(std::string& out, std::string_view text, hash_scheme scheme) {
   out.push_back('"');
-  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
-  const auto* end = p + text.size();
+  const char* p = text.data();
+  const char* end = p + text.size();
   while (p < end) {
     // Copy the longest run that needs no escaping in one append.
-    const auto* run = p;
+    const char* run = p;
+    auto byte = [&p] { return static_cast<unsigned char>(*p); };
     if (scheme == hash_scheme::legacy) {
-      while (p < end && *p >= 0x20 && *p < 0x7F && *p != '"' && *p != '\\') ++p;
+      while (p < end && byte() >= 0x20 && byte() < 0x7F && *p != '"' && *p != '\\') ++p;
     } else {
-      while (p < end && *p >= 0x20 && *p != '"' && *p != '\\') ++p;
+      while (p < end && byte() >= 0x20 && *p != '"' && *p != '\\') ++p;
     }
-    out.append(reinterpret_cast<const char*>(run), static_cast<std::size_t>(p - run));
+    out.append(run, static_cast<std::size_t>(p - run));
     if (p >= end) break;
-    if (*p < 0x80) {
-      append_code_point(out, *p++, scheme);
+    if (byte() < 0x80) {
+      append_code_point(out, byte(), scheme);
+      ++p;
     } else {
       append_code_point(out, decode_utf8(p), scheme);
     }

@@ -91,6 +91,14 @@ struct page_records {
   std::optional<bool> has_more_page;  // page_context.has_more_page, when present
 };
 
+class canonicalizer;
+
+namespace detail {
+// Tests only: false makes `c` run the reference walker (simdjson On-Demand) alone, so the fast
+// direct walker can be compared with it. On by default.
+void use_direct_walker(canonicalizer& c, bool enabled) noexcept;
+}  // namespace detail
+
 // Produces canonical bytes and digests. Holds the parser and scratch buffers, so reuse one
 // per thread: not thread safe, one canonicalizer cannot work on two documents at once.
 // Creating one validates the options (JSON Pointers), hence create() returns a result.
@@ -110,6 +118,7 @@ class canonicalizer {
   result<page_records> hash_page(std::string_view page_body, const page_options& page = {});
 
  private:
+  friend void detail::use_direct_walker(canonicalizer&, bool) noexcept;
   struct impl;
   explicit canonicalizer(std::unique_ptr<impl> p) noexcept;
   std::unique_ptr<impl> impl_;

@@ -1,0 +1,611 @@
+// The direct walker (see canonical_direct.hpp): a strict recursive-descent JSON reader that
+// writes the canonical form as it reads. Every branch it is not sure of returns false, so the
+// reference walker in canonical.cpp decides: errors, NaN, nested pointer exclusions, JCS
+// duplicate names and lone surrogates, and numbers that would need special handling.
+#include "canonical_direct.hpp"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "tdscache/detail/json_text.hpp"
+#include "tdscache/detail/stack_depth.hpp"
+
+namespace tds::detail {
+
+void name_set::add(std::string name) {
+  if (name.size() < 64) lengths |= std::uint64_t{1} << name.size();
+  names.push_back(std::move(name));
+}
+
+void byte_buffer::grow(std::size_t need) {
+  const std::size_t cap = std::max<std::size_t>({need, capacity * 2, 4096});
+  std::unique_ptr<char[]> bigger(new char[cap]);
+  if (size) std::memcpy(bigger.get(), data.get(), size);
+  data = std::move(bigger);
+  capacity = cap;
+}
+
+namespace {
+
+// The most one input byte of a string can become: a control byte is written as \u00XX.
+// A 16-byte block therefore needs at most 96 bytes of output; 128 leaves room for a 4-byte
+// character at the block's end (two \uXXXX escapes) and the closing quote.
+constexpr std::size_t block_room = 128;
+
+// Deeper documents go to the reference walker, which knows simdjson's own depth limit (1024).
+constexpr std::size_t direct_depth_limit = 256;
+
+inline void skip_ws(const char*& p) noexcept {
+  while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') ++p;
+}
+
+inline bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+
+// One code point below 0x80, escaped as both schemes do (legacy adds DEL).
+inline char* put_ascii(char* w, std::uint32_t c, bool legacy) noexcept {
+  if (const char e = short_escape(c)) {
+    w[0] = '\\';
+    w[1] = e;
+    return w + 2;
+  }
+  if (c < 0x20 || (legacy && c == 0x7F)) return put_u_escape(w, c);
+  *w = static_cast<char>(c);
+  return w + 1;
+}
+
+// ensure_ascii's form of a code point >= 0x80: \uXXXX, or a surrogate pair of them.
+inline char* put_legacy_non_ascii(char* w, std::uint32_t cp) noexcept {
+  if (cp < 0x10000) return put_u_escape(w, cp);
+  const std::uint32_t v = cp - 0x10000;
+  return put_u_escape(put_u_escape(w, 0xD800 | (v >> 10)), 0xDC00 | (v & 0x3FF));
+}
+
+// Bit i set: byte i of the block at p must leave the plain copy loop. Legacy stops at '"', '\\',
+// controls and everything outside ' '..'~'; jcs stops at '"', '\\' and controls only.
+inline unsigned special_mask(const char* p, bool legacy) noexcept {
+#if defined(__SSE2__)
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i quote_or_backslash =
+      _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+  __m128i special;
+  if (legacy) {
+    // Signed compare: bytes 0x80-0xFF are negative, so one compare flags them with the controls.
+    special = _mm_or_si128(_mm_or_si128(quote_or_backslash, _mm_cmplt_epi8(v, _mm_set1_epi8(0x20))),
+                           _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7F)));
+  } else {
+    special = _mm_or_si128(quote_or_backslash,
+                           _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1F)), v));
+  }
+  return static_cast<unsigned>(_mm_movemask_epi8(special));
+#else
+  unsigned mask = 0;
+  for (int i = 0; i < 16; ++i) {
+    const auto c = static_cast<unsigned char>(p[i]);
+    if (c == '"' || c == '\\' || c < 0x20 || (legacy && c >= 0x7F)) mask |= 1u << i;
+  }
+  return mask;
+#endif
+}
+
+inline void copy_block(char* w, const char* p) noexcept {
+#if defined(__SSE2__)
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(w), _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+#else
+  std::memcpy(w, p, 16);
+#endif
+}
+
+inline bool is_surrogate(std::int32_t cp) noexcept { return cp >= 0xD800 && cp <= 0xDFFF; }
+
+// Reads 8 bytes whatever the size: names live in the padded input or in keys_, which keeps 16
+// spare bytes. (Byte stores into a zeroed array and one 8-byte load stalled store forwarding.)
+inline std::uint64_t key_prefix(const char* key, std::size_t size) noexcept {
+  std::uint64_t v;
+  std::memcpy(&v, key, 8);
+  v = __builtin_bswap64(v);
+  if (size >= 8) return v;
+  return size == 0 ? 0 : v & (~std::uint64_t{0} << (8 * (8 - size)));
+}
+
+// Copies n bytes in 16-byte blocks: up to 15 bytes past both ends are read and written, so
+// both buffers keep that much room.
+inline char* copy_span(char* w, const char* s, std::size_t n) noexcept {
+  for (std::size_t i = 0; i < n; i += 16) copy_block(w + i, s + i);
+  return w + n;
+}
+
+// A multiplicative hash keeps its best bits at the top.
+inline std::size_t slot_of(std::uint64_t hash) noexcept { return static_cast<std::size_t>(hash >> 58); }
+
+inline bool same_key(const char* a, std::size_t an, const char* b, std::size_t bn) noexcept {
+  return an == bn && std::memcmp(a, b, an) == 0;
+}
+
+}  // namespace
+
+bool direct_walker::enter(std::size_t depth) const {
+  return depth <= depth_limit_ && !below_stack_floor(stack_floor_);
+}
+
+bool direct_walker::run(const char* input, std::size_t size, const config& cfg, std::uintptr_t stack_floor) {
+  // simdjson refuses documents of 4 GiB and more; so does this path, to agree with it.
+  if (size == 0 || size >= 0xFFFFFFFFu) return false;
+  if (!simdjson::validate_utf8(input, size)) return false;
+  cfg_ = cfg;
+  stack_floor_ = stack_floor;
+  depth_limit_ = std::min(cfg.max_depth, direct_depth_limit);
+  out_.size = 0;
+  members_.clear();
+  // Decoded names are never longer than the input: views into keys_ stay valid.
+  keys_.size = 0;
+  keys_.reserve_more(size + 16);
+  const char* p = input;
+  skip_ws(p);
+  bool is_null;
+  if (!value(p, 0, is_null)) return false;
+  skip_ws(p);
+  return p == input + size;
+}
+
+bool direct_walker::value(const char*& p, std::size_t depth, bool& is_null) {
+  is_null = false;
+  switch (*p) {
+    case '{': return object(p, depth + 1);
+    case '[': return array(p, depth + 1);
+    case '"': return string(p);
+    case 't': return literal(p, "true");
+    case 'f': return literal(p, "false");
+    case 'n': return is_null = true, literal(p, "null");
+    default:
+      return (*p == '-' || is_digit(*p)) && number(p);
+  }
+}
+
+bool direct_walker::literal(const char*& p, std::string_view word) {
+  if (std::memcmp(p, word.data(), word.size()) != 0) return false;
+  std::memcpy(out_.reserve_more(word.size()), word.data(), word.size());
+  out_.size += word.size();
+  p += word.size();
+  return true;
+}
+
+bool direct_walker::string(const char*& p) {
+  const bool legacy = cfg_.scheme == hash_scheme::legacy;
+  ++p;
+  char* w = out_.reserve_more(block_room + 1);
+  *w++ = '"';
+  for (;;) {
+    if (out_.capacity - static_cast<std::size_t>(w - out_.data.get()) < block_room) {
+      out_.set_end(w);
+      w = out_.reserve_more(block_room);
+    }
+    // Copy the block whole, then keep only its plain prefix.
+    copy_block(w, p);
+    const unsigned mask = special_mask(p, legacy);
+    if (mask == 0) {
+      p += 16;
+      w += 16;
+      continue;
+    }
+    const int n = __builtin_ctz(mask);
+    p += n;
+    w += n;
+    const auto c = static_cast<unsigned char>(*p);
+    if (c == '"') {
+      *w++ = '"';
+      ++p;
+      out_.set_end(w);
+      return true;
+    }
+    if (c == '\\') {
+      const std::int32_t cp = decode_escape(p);
+      if (cp < 0) return false;
+      if (legacy) {
+        // ensure_ascii re-splits what the escape joined, so each UTF-16 unit maps to itself.
+        w = cp < 0x80 ? put_ascii(w, static_cast<std::uint32_t>(cp), true)
+                      : put_legacy_non_ascii(w, static_cast<std::uint32_t>(cp));
+      } else {
+        if (is_surrogate(cp)) return false;  // RFC 8785: the reference walker reports it
+        w = cp < 0x80 ? put_ascii(w, static_cast<std::uint32_t>(cp), false)
+                      : put_utf8(w, static_cast<std::uint32_t>(cp));
+      }
+      continue;
+    }
+    if (c < 0x20) return false;
+    // Legacy only: DEL, or a run of non-ASCII characters, each to \uXXXX (astral: a pair).
+    if (c == 0x7F) {
+      w = put_u_escape(w, 0x7F);
+      ++p;
+      continue;
+    }
+    // 12 bytes of output at most per character: stop 16 short of the buffer's end, and the
+    // loop's head makes room again.
+    const char* stop = out_.data.get() + out_.capacity - 16;
+    while (static_cast<unsigned char>(*p) >= 0x80 && w < stop) w = put_legacy_non_ascii(w, decode_utf8(p));
+  }
+}
+
+// A member name: written quoted and escaped into out_, and its decoded text returned for
+// sorting and exclusion. Most names need no unescaping and no escaping: used in place.
+bool direct_walker::key(const char*& p, std::string_view& decoded) {
+  const bool legacy = cfg_.scheme == hash_scheme::legacy;
+  const char* start = p + 1;
+  const char* q = start;
+  for (;;) {
+    const unsigned mask = special_mask(q, legacy);
+    if (mask == 0) {
+      q += 16;
+      continue;
+    }
+    q += __builtin_ctz(mask);
+    break;
+  }
+  if (*q == '"') {
+    const auto n = static_cast<std::size_t>(q - start);
+    char* w = out_.reserve_more(n + 2 + 16);
+    w[0] = '"';
+    copy_span(w + 1, start, n);
+    w[n + 1] = '"';
+    out_.size += n + 2;
+    decoded = std::string_view(start, n);
+    p = q + 1;
+    return true;
+  }
+  // Escapes or (legacy) non-ASCII: decode to WTF-8, then escape the decoded text the way the
+  // reference walker does.
+  // keys_ has room for the whole input: decoding only shrinks text.
+  char* const first = keys_.data.get() + keys_.size;
+  char* w = first;
+  std::memcpy(w, start, static_cast<std::size_t>(q - start));
+  w += q - start;
+  for (;;) {
+    const auto c = static_cast<unsigned char>(*q);
+    if (c == '"') break;
+    if (c < 0x20) return false;
+    if (c == '\\') {
+      const std::int32_t cp = decode_escape(q);
+      if (cp < 0 || (!legacy && is_surrogate(cp))) return false;
+      w = put_utf8(w, static_cast<std::uint32_t>(cp));
+    } else {
+      *w++ = static_cast<char>(c);
+      ++q;
+    }
+  }
+  keys_.set_end(w);
+  p = q + 1;
+  decoded = std::string_view(first, static_cast<std::size_t>(w - first));
+  tmp_.clear();
+  append_quoted(tmp_, decoded, cfg_.scheme);
+  std::memcpy(out_.reserve_more(tmp_.size()), tmp_.data(), tmp_.size());
+  out_.size += tmp_.size();
+  return true;
+}
+
+// Grammar (RFC 8259): -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?
+bool direct_walker::number(const char*& p) {
+  const bool legacy = cfg_.scheme == hash_scheme::legacy;
+  const char* start = p;
+  const bool negative = *p == '-';
+  if (negative) ++p;
+  const char* int_start = p;
+  if (*p == '0') {
+    ++p;
+  } else if (is_digit(*p)) {
+    while (is_digit(*p)) ++p;
+  } else {
+    return false;
+  }
+  const auto int_digits = static_cast<std::size_t>(p - int_start);
+  const char* frac_start = nullptr;
+  const char* frac_end = nullptr;
+  if (*p == '.') {
+    frac_start = ++p;
+    while (is_digit(*p)) ++p;
+    if (p == frac_start) return false;
+    frac_end = p;
+  }
+  bool has_exponent = false;
+  if (*p == 'e' || *p == 'E') {
+    has_exponent = true;
+    ++p;
+    if (*p == '+' || *p == '-') ++p;
+    if (!is_digit(*p)) return false;
+    while (is_digit(*p)) ++p;
+  }
+  const bool int_zero = *int_start == '0';
+
+  // Integers: legacy prints them exactly (Python ints); jcs exactly too when they fit a double
+  // exactly (|x| <= 2^53-1: the shortest digits of an exact integer are its own digits), or,
+  // outside strict mode, always (the documented deviation).
+  if (!frac_start && !has_exponent) {
+    bool verbatim;
+    if (legacy) {
+      verbatim = int_digits <= 4300;  // Python's int digit limit: beyond, the reference errs
+    } else {
+      const bool exact = int_digits < 16 ||
+                         (int_digits == 16 && std::memcmp(int_start, "9007199254740991", 16) <= 0);
+      verbatim = exact || !cfg_.strict;
+    }
+    if (legacy && !verbatim) return false;
+    if (verbatim) {
+      const bool sign = negative && !int_zero;
+      char* w = out_.reserve_more(int_digits + 1);
+      if (sign) *w++ = '-';
+      std::memcpy(w, int_start, int_digits);
+      out_.set_end(w + int_digits);
+      return true;
+    }
+  }
+
+  // Decimals with at most 15 significant digits and no exponent: every such decimal survives
+  // the trip through a double (DBL_DIG = 15), so no shorter decimal names the same double and
+  // the shortest round-trip digits are the literal's own. Inside the range where both formats
+  // print positionally, the canonical text is the literal with its trailing fraction zeros
+  // dropped (legacy keeps ".0"; jcs drops an empty fraction).
+  if (frac_start && !has_exponent) {
+    const char* frac_trim = frac_end;
+    while (frac_trim > frac_start && frac_trim[-1] == '0') --frac_trim;
+    const auto frac_digits = static_cast<std::size_t>(frac_trim - frac_start);
+    bool fast = false;
+    if (int_zero) {
+      std::size_t zeros = 0;
+      while (zeros < frac_digits && frac_start[zeros] == '0') ++zeros;
+      if (frac_digits == 0) {  // zero: Python keeps the sign of -0.0, ECMAScript drops it
+        const char* text = legacy ? (negative ? "-0.0" : "0.0") : "0";
+        const std::size_t n = std::strlen(text);
+        std::memcpy(out_.reserve_more(n), text, n);
+        out_.size += n;
+        return true;
+      }
+      // |x| >= 1e-4 (legacy) or 1e-6 (jcs): positional in both formats.
+      fast = frac_digits - zeros <= 15 && zeros <= (legacy ? 3u : 5u);
+    } else {
+      std::size_t significant = int_digits + frac_digits;
+      if (frac_digits == 0) {
+        const char* t = int_start + int_digits;
+        while (t[-1] == '0') --t, --significant;
+      }
+      // |x| < 1e16 (legacy) or 1e21 (jcs): positional in both formats.
+      fast = significant <= 15 && int_digits <= (legacy ? 16u : 21u);
+    }
+    if (fast) {
+      char* w = out_.reserve_more(int_digits + frac_digits + 4);
+      if (negative) *w++ = '-';
+      std::memcpy(w, int_start, int_digits);
+      w += int_digits;
+      if (frac_digits) {
+        *w++ = '.';
+        std::memcpy(w, frac_start, frac_digits);
+        w += frac_digits;
+      } else if (legacy) {
+        *w++ = '.';
+        *w++ = '0';
+      }
+      out_.set_end(w);
+      return true;
+    }
+  }
+
+  // Everything else through a double, as the reference walker does; out of range declines.
+  double v = 0;
+  const auto res = std::from_chars(start, p, v);
+  if (res.ec != std::errc() || res.ptr != p || !std::isfinite(v)) return false;
+  tmp_.clear();
+  if (legacy) append_python_float(tmp_, v);
+  else append_es_number(tmp_, v);
+  std::memcpy(out_.reserve_more(tmp_.size()), tmp_.data(), tmp_.size());
+  out_.size += tmp_.size();
+  return true;
+}
+
+// ", " and ": " in legacy (Python's default separators), "," and ":" in jcs.
+void direct_walker::separator(char c) {
+  char* w = out_.reserve_more(2);
+  w[0] = c;
+  w[1] = ' ';
+  out_.size += cfg_.scheme == hash_scheme::legacy ? 2 : 1;
+}
+
+// Writes the opening bracket or brace at p, steps over it and any space; returns what follows.
+char direct_walker::open(const char*& p) {
+  *out_.reserve_more(1) = *p++;
+  ++out_.size;
+  skip_ws(p);
+  return *p;
+}
+
+// Writes the closing bracket or brace at p and steps over it.
+bool direct_walker::close(const char*& p) {
+  *out_.reserve_more(1) = *p++;
+  ++out_.size;
+  return true;
+}
+
+// After a member or element: 1 when ',' follows (the separator is written), 0 when `closing`
+// does (written and stepped over), -1 when neither: not JSON.
+int direct_walker::after_element(const char*& p, char closing) {
+  skip_ws(p);
+  if (*p == closing) return close(p) ? 0 : -1;
+  if (*p != ',') return -1;
+  ++p;
+  skip_ws(p);
+  separator(',');
+  return 1;
+}
+
+bool direct_walker::array(const char*& p, std::size_t depth) {
+  if (!enter(depth)) return false;
+  if (open(p) == ']') return close(p);
+  int more = 1;
+  while (more > 0) {
+    bool is_null;
+    if (!value(p, depth, is_null)) return false;
+    more = after_element(p, ']');
+  }
+  return more == 0;
+}
+
+bool direct_walker::object(const char*& p, std::size_t depth) {
+  if (!enter(depth)) return false;
+  const bool legacy = cfg_.scheme == hash_scheme::legacy;  // drops top-level nulls
+  const bool top = depth == 1;
+  const std::size_t member_mark = members_.size();
+  const std::size_t out_mark = out_.size;
+  if (open(p) == '}') return close(p);
+  int more = 1;
+  while (more > 0) {
+    if (*p != '"') return false;
+    const std::size_t span_begin = out_.size;
+    std::string_view name;
+    if (!key(p, name)) return false;
+    skip_ws(p);
+    if (*p != ':') return false;
+    ++p;
+    skip_ws(p);
+    separator(':');
+    bool is_null;
+    if (!value(p, depth, is_null)) return false;
+    const bool drop = top && ((legacy && is_null) || (cfg_.excluded && cfg_.excluded->contains(name)));
+    members_.push_back(member{name.data(), key_prefix(name.data(), name.size()),
+                              static_cast<std::uint32_t>(name.size()), span_begin,
+                              out_.size, drop});
+    more = after_element(p, '}');
+  }
+  if (more < 0) return false;
+  return assemble(member_mark, out_mark);
+}
+
+const direct_walker::shape* direct_walker::find_shape(std::uint64_t hash, std::size_t member_mark,
+                                                      std::size_t count) const {
+  const shape& s = shapes_[slot_of(hash)];
+  if (s.hash != hash || s.order.size() != count) return nullptr;
+  const member* m = members_.data() + member_mark;
+  const char* tail = s.tails.data();
+  for (std::size_t i = 0; i < count; ++i) {
+    if (m[i].prefix != s.prefixes[i] || m[i].key_size != s.sizes[i]) return nullptr;
+    if (m[i].key_size > 8) {
+      if (std::memcmp(m[i].key + 8, tail, m[i].key_size - 8) != 0) return nullptr;
+      tail += m[i].key_size - 8;
+    }
+  }
+  return &s;
+}
+
+// Sorts the members from member_mark into `into` (its names, order and duplicates). False:
+// jcs has a duplicate name, which the reference walker reports.
+bool direct_walker::sort_members(std::size_t member_mark, std::size_t count, shape& into) {
+  const hash_scheme scheme = cfg_.scheme;
+  const member* m = members_.data() + member_mark;
+  order_.clear();
+  for (std::size_t i = 0; i < count; ++i) order_.push_back(sort_entry{m[i].prefix, static_cast<std::uint32_t>(i)});
+  std::sort(order_.begin(), order_.end(), [m, scheme](const sort_entry& a, const sort_entry& b) {
+    if (a.prefix != b.prefix) {
+      // Big-endian prefixes compare as the keys' bytes do, which is code point order; jcs's
+      // UTF-16 order differs only where the first differing byte is a lead >= 0xEE.
+      if (scheme == hash_scheme::jcs) {
+        const int shift = 56 - (__builtin_clzll(a.prefix ^ b.prefix) & ~7);
+        if (static_cast<unsigned char>(a.prefix >> shift) >= 0xEE ||
+            static_cast<unsigned char>(b.prefix >> shift) >= 0xEE)
+          return compare_member_names({m[a.member].key, m[a.member].key_size},
+                                      {m[b.member].key, m[b.member].key_size}, scheme) < 0;
+      }
+      return a.prefix < b.prefix;
+    }
+    const int c = compare_member_names({m[a.member].key, m[a.member].key_size},
+                                       {m[b.member].key, m[b.member].key_size}, scheme);
+    return c != 0 ? c < 0 : a.member < b.member;
+  });
+  into.prefixes.clear();
+  into.sizes.clear();
+  into.tails.clear();
+  into.order.clear();
+  into.shadowed.clear();
+  into.sorted_already = true;
+  for (std::size_t i = 0; i < count; ++i) {
+    into.prefixes.push_back(m[i].prefix);
+    into.sizes.push_back(m[i].key_size);
+    if (m[i].key_size > 8) into.tails.append(m[i].key + 8, m[i].key_size - 8);
+    const member& it = m[order_[i].member];
+    bool shadowed = false;
+    if (i + 1 < count) {
+      const member& next = m[order_[i + 1].member];
+      shadowed = same_key(it.key, it.key_size, next.key, next.key_size);
+      if (shadowed && scheme == hash_scheme::jcs) return false;
+    }
+    into.order.push_back(order_[i].member);
+    into.shadowed.push_back(shadowed);
+    if (shadowed || order_[i].member != i) into.sorted_already = false;
+  }
+  return true;
+}
+
+// The members were written in input order with separators, so out_[out_mark..] is already the
+// finished object when that order is sorted and nothing is dropped. Otherwise it is rebuilt in
+// sorted order from the recorded spans.
+bool direct_walker::assemble(std::size_t member_mark, std::size_t out_mark) {
+  const std::size_t count = members_.size() - member_mark;
+  if (count == 0) return true;
+  const bool legacy = cfg_.scheme == hash_scheme::legacy;
+  const member* m = members_.data() + member_mark;
+  std::uint64_t hash = count;
+  bool any_drop = false;
+  for (std::size_t i = 0; i < count; ++i) {
+    hash = (hash ^ m[i].prefix ^ (std::uint64_t{m[i].key_size} << 56)) * 0x9E3779B97F4A7C15ull;
+    any_drop |= m[i].drop;
+  }
+  if (shapes_.empty()) shapes_.resize(shape_slots);
+  const shape* s = find_shape(hash, member_mark, count);
+  if (!s) {
+    shape& slot = shapes_[slot_of(hash)];
+    if (!sort_members(member_mark, count, slot)) {
+      slot.hash = 0;
+      slot.order.clear();
+      return false;
+    }
+    slot.hash = hash;
+    s = &slot;
+  }
+  if (s->sorted_already && !any_drop) {
+    members_.resize(member_mark);
+    return true;
+  }
+
+  const std::size_t object_size = out_.size - out_mark;
+  scratch_.size = 0;
+  char* w = scratch_.reserve_more(object_size + 16);
+  out_.reserve_more(16);  // copy_span reads past the last span
+  const char* src = out_.data.get();
+  *w++ = '{';
+  bool any = false;
+  for (std::size_t i = 0; i < count; ++i) {
+    if (s->shadowed[i]) continue;  // json.loads keeps the last of duplicate names
+    const member& it = m[s->order[i]];
+    if (it.drop) continue;
+    if (any) {
+      w[0] = ',';
+      w[1] = ' ';
+      w += legacy ? 2 : 1;
+    }
+    any = true;
+    w = copy_span(w, src + it.span_begin, it.span_end - it.span_begin);
+  }
+  *w++ = '}';
+  scratch_.set_end(w);
+  members_.resize(member_mark);
+  if (out_mark == 0) {
+    std::swap(out_, scratch_);  // the root: nothing before it to keep
+  } else {
+    std::memcpy(out_.data.get() + out_mark, scratch_.data.get(), scratch_.size);
+    out_.size = out_mark + scratch_.size;
+  }
+  return true;
+}
+
+}  // namespace tds::detail

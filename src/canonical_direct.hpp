@@ -1,0 +1,118 @@
+// The direct walker: the fast path of canonicalizer::canonicalize and hash. One pass over the
+// bytes that parses and writes the canonical form at once, without simdjson's tape or On-Demand
+// iterators. It declines (returns false) on anything it is not certain of, and the caller then
+// runs the reference walker (simdjson On-Demand, src/canonical.cpp), which also words errors.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tdscache/canonical.hpp"
+
+namespace tds::detail {
+
+// Top-level member names left out of the canonical form.
+struct name_set {
+  std::vector<std::string> names;
+  std::uint64_t lengths = 0;  // bit n set: some name has n bytes (n < 64)
+
+  void add(std::string name);
+  bool contains(std::string_view key) const noexcept {
+    // Most names have a length no excluded name has: one bit test rejects them.
+    if (key.size() < 64 && !((lengths >> key.size()) & 1)) return false;
+    for (const auto& name : names)
+      if (name == key) return true;
+    return false;
+  }
+};
+
+// A growable byte buffer written through raw pointers: callers reserve a bound first, then
+// store without a capacity check per byte.
+struct byte_buffer {
+  std::unique_ptr<char[]> data;
+  std::size_t capacity = 0;
+  std::size_t size = 0;
+
+  char* reserve_more(std::size_t n) {  // room for n more bytes; returns the end
+    if (capacity - size < n) grow(size + n);
+    return data.get() + size;
+  }
+  void set_end(const char* end) noexcept { size = static_cast<std::size_t>(end - data.get()); }
+  std::string_view view() const noexcept { return {data.get(), size}; }
+  void grow(std::size_t need);
+};
+
+class direct_walker {
+ public:
+  struct config {
+    hash_scheme scheme = hash_scheme::legacy;
+    bool strict = false;
+    std::size_t max_depth = 512;
+    const name_set* excluded = nullptr;
+  };
+
+  // `input` holds `size` bytes followed by at least 64 zero bytes (simdjson's padding): the
+  // scanners read ahead in 16-byte blocks and stop at the zeros. True: view() is the canonical
+  // form, valid until the next run. False: decline, use the reference walker.
+  bool run(const char* input, std::size_t size, const config& cfg, std::uintptr_t stack_floor);
+  std::string_view view() const noexcept { return out_.view(); }
+
+ private:
+  struct member {
+    const char* key;
+    std::uint64_t prefix;  // the key's first 8 bytes, big-endian: most compares end here
+    std::uint32_t key_size;
+    std::size_t span_begin, span_end;  // `"key": value` in out_
+    bool drop;  // excluded, or a top-level null in legacy
+  };
+  struct sort_entry {
+    std::uint64_t prefix;
+    std::uint32_t member;
+  };
+  // An object's exact sequence of member names and its sorted order. Zoho pages repeat a few
+  // shapes hundreds of times; a hit is verified name by name, so it can never give a wrong
+  // order, only save the sort.
+  struct shape {
+    std::uint64_t hash = 0;
+    std::vector<std::uint64_t> prefixes;
+    std::vector<std::uint32_t> sizes;
+    std::string tails;                  // each name's bytes past the first 8, concatenated
+    std::vector<std::uint32_t> order;   // member positions in sorted order
+    std::vector<bool> shadowed;         // per sorted position: a later duplicate wins (legacy)
+    bool sorted_already = false;        // order is the identity and there are no duplicates
+  };
+  static constexpr std::size_t shape_slots = 64;  // slot_of() keeps 6 bits  // bounded: a slot is overwritten on a miss
+
+  const shape* find_shape(std::uint64_t hash, std::size_t member_mark, std::size_t count) const;
+  bool sort_members(std::size_t member_mark, std::size_t count, shape& into);
+
+  bool value(const char*& p, std::size_t depth, bool& is_null);
+  bool object(const char*& p, std::size_t depth);
+  bool array(const char*& p, std::size_t depth);
+  bool string(const char*& p);
+  bool literal(const char*& p, std::string_view word);
+  void separator(char c);
+  char open(const char*& p);
+  bool close(const char*& p);
+  int after_element(const char*& p, char closing);
+  bool key(const char*& p, std::string_view& decoded);
+  bool number(const char*& p);
+  bool assemble(std::size_t member_mark, std::size_t out_mark);
+  bool enter(std::size_t depth) const;
+
+  config cfg_;
+  std::uintptr_t stack_floor_ = 0;
+  std::size_t depth_limit_ = 0;
+  byte_buffer out_, scratch_;
+  byte_buffer keys_;  // decoded names that had escapes: room for the whole input, never grows mid-run
+  std::string tmp_;  // the rare slow pieces: escaped odd names, numbers through a double
+  std::vector<member> members_;
+  std::vector<sort_entry> order_;
+  std::vector<shape> shapes_;
+};
+
+}  // namespace tds::detail

@@ -1,0 +1,354 @@
+// The direct walker (src/canonical_direct.hpp, the fast path of canonicalize and hash) pinned
+// to the reference walker (simdjson On-Demand): on generated documents, mutated documents and
+// number literals, whatever the fast path accepts it must write byte for byte as the reference.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "canonical_direct.hpp"
+#include "tdscache/canonical.hpp"
+
+namespace {
+
+using tds::canonical_options;
+using tds::hash_scheme;
+
+// A seeded generator of JSON text that stays inside the grammar but reaches every branch of
+// both walkers: escapes, non-ASCII of every length, surrogate escapes (paired and lone),
+// numbers of every shape, duplicate and excluded names, nulls, whitespace.
+class json_generator {
+ public:
+  explicit json_generator(std::uint32_t seed) : rng_(seed) {}
+
+  std::string document() {
+    std::string s;
+    if (pick(10) == 0) value(s, 0);
+    else object(s, 0);
+    return s;
+  }
+
+  std::string number() {
+    std::string s;
+    if (pick(3) == 0) s += '-';
+    const int shape = pick(6);
+    if (shape == 0) {
+      s += '0';
+    } else {
+      s += static_cast<char>('1' + pick(9));
+      for (int n = pick(shape == 1 ? 25 : 18); n > 0; --n) s += digit();
+    }
+    if (pick(3) != 0) {
+      s += '.';
+      for (int z = pick(4) == 0 ? pick(8) : 0; z > 0; --z) s += '0';
+      for (int n = 1 + pick(pick(2) == 0 ? 20 : 6); n > 0; --n) s += digit();
+      for (int z = pick(3) == 0 ? pick(5) : 0; z > 0; --z) s += '0';
+    }
+    if (pick(6) == 0) {
+      s += pick(2) ? 'e' : 'E';
+      if (pick(2)) s += pick(2) ? '+' : '-';
+      for (int n = 1 + pick(3); n > 0; --n) s += digit();
+    }
+    return s;
+  }
+
+ private:
+  int pick(int n) { return static_cast<int>(rng_() % static_cast<std::uint32_t>(n)); }
+  char digit() { return static_cast<char>('0' + pick(10)); }
+
+  void ws(std::string& s) {
+    static const char* const spaces[] = {"", "", "", " ", "\n", " \t", "\r\n  "};
+    s += spaces[pick(7)];
+  }
+
+  void string_body(std::string& s, bool short_text) {
+    static const char* const pieces[] = {
+        "a", "Z", "id", "name", "location", "location_id", "~", " ", "\x7f", "\\\"", "\\\\",
+        "\\/", "\\b", "\\f", "\\n", "\\r", "\\t", "\\u0000", "\\u001f", "\\u007f", "\\u00e9",
+        "\\u0041", "\\u2028", "\\uffff", "\\ud83d\\ude00", "\\ud800", "\\udc00x", "\\uD83D\\uDE00",
+        "\xc3\xa9", "\xd8\xb2\xd9\x8a\xd8\xaa", "\xe2\x80\x94", "\xe2\x80\xa8", "\xef\xbc\xa1",
+        "\xee\x80\x80", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf", "0123456789abcdef0123"};
+    const int n = short_text ? pick(4) : pick(12);
+    for (int i = 0; i < n; ++i) s += pieces[pick(static_cast<int>(std::size(pieces)))];
+  }
+
+  void key(std::string& s, int depth) {
+    // Few distinct names, so objects repeat shapes and names collide (duplicates), and names
+    // that share their first 8 bytes and length (the shape cache must tell them apart).
+    static const char* const names[] = {"a", "b", "ab", "abcdefgh_a", "abcdefgh_b", "abcdefgh",
+                                        "abcdefgh\\u0000", "created_at", "zoho_raw_data", "sync_count",
+                                        "item_id", "\\u00e9", "\xc3\xa9", "\xef\xbc\xa1", "\xf0\x9f\x98\x80",
+                                        "\\ud83d\\ude00", "\xee\x80\x80", "Z", "a\\\"b"};
+    s += '"';
+    if (pick(5) == 0) string_body(s, true);
+    else s += names[pick(static_cast<int>(std::size(names)))];
+    if (depth > 0 && pick(4) == 0) s += std::to_string(pick(3));
+    s += '"';
+  }
+
+  void object(std::string& s, int depth) {
+    s += '{';
+    ws(s);
+    const int n = depth > 3 ? pick(3) : pick(9);
+    for (int i = 0; i < n; ++i) {
+      if (i) s += ',', ws(s);
+      key(s, depth);
+      ws(s);
+      s += ':';
+      ws(s);
+      value(s, depth + 1);
+      ws(s);
+    }
+    s += '}';
+  }
+
+  void value(std::string& s, int depth) {
+    switch (pick(depth > 4 ? 6 : 9)) {
+      case 0: s += "null"; break;
+      case 1: s += pick(2) ? "true" : "false"; break;
+      case 2:
+      case 3: s += number(); break;
+      case 4:
+      case 5:
+        s += '"';
+        string_body(s, false);
+        s += '"';
+        break;
+      case 6:
+      case 7: object(s, depth); break;
+      default: {
+        s += '[';
+        ws(s);
+        const int n = pick(5);
+        for (int i = 0; i < n; ++i) {
+          if (i) s += ',', ws(s);
+          value(s, depth + 1);
+        }
+        ws(s);
+        s += ']';
+      }
+    }
+  }
+
+  std::mt19937 rng_;
+};
+
+struct scheme_case {
+  const char* name;
+  canonical_options options;
+};
+
+std::vector<scheme_case> scheme_cases() {
+  canonical_options shallow = canonical_options::legacy();
+  shallow.max_depth = 3;
+  canonical_options custom = canonical_options::jcs();
+  custom.exclude_fields = std::vector<std::string>{"a", "abcdefgh_b"};
+  return {{"legacy", canonical_options::legacy()},
+          {"jcs", canonical_options::jcs()},
+          {"jcs-strict", canonical_options::jcs(true)},
+          {"legacy-max_depth-3", shallow},
+          {"jcs-custom-exclusions", custom}};
+}
+
+// One direct walker and one reference canonicalizer per option set, reused across documents
+// as in production, so the shape cache carries state from one document to the next.
+class pair_under_test {
+ public:
+  explicit pair_under_test(const canonical_options& options)
+      : options_(options),
+        reference_(tds::canonicalizer::create(options).value()),
+        fast_(tds::canonicalizer::create(options).value()) {
+    tds::detail::use_direct_walker(reference_, false);
+    if (options.exclude_fields) {
+      for (const auto& n : *options.exclude_fields) excluded_.add(n);
+    } else if (options.scheme == hash_scheme::legacy) {
+      for (const auto& n : tds::legacy_excluded_fields()) excluded_.add(n);
+    }
+  }
+
+  // Returns whether the direct walker accepted the document.
+  bool check(const std::string& json) {
+    padded_.assign(json);
+    padded_.append(64, '\0');
+    const tds::detail::direct_walker::config cfg{options_.scheme, options_.strict, options_.max_depth, &excluded_};
+    const bool accepted = walker_.run(padded_.data(), json.size(), cfg, 0);
+    auto ref = reference_.canonicalize(json);
+    if (accepted) {
+      EXPECT_TRUE(ref.ok()) << "direct walker accepted what the reference rejects (" << ref.error().message
+                            << "): " << json;
+      if (ref.ok()) EXPECT_EQ(walker_.view(), ref.value()) << json;
+    }
+    // Through the public API, with the fast path on: the same result, error or not.
+    const std::string expected = ref.ok() ? std::string(ref.value()) : std::string();
+    const auto expected_error = ref.ok() ? tds::error{} : ref.error();
+    auto got = fast_.canonicalize(json);
+    EXPECT_EQ(got.ok(), ref.ok()) << json;
+    if (got.ok() && ref.ok()) EXPECT_EQ(got.value(), expected) << json;
+    if (!got.ok() && !ref.ok()) {
+      EXPECT_EQ(got.error().code, expected_error.code) << json;
+      EXPECT_EQ(got.error().message, expected_error.message) << json;
+      EXPECT_EQ(got.error().offset, expected_error.offset) << json;
+    }
+    auto digest = fast_.hash(json);
+    EXPECT_EQ(digest.ok(), ref.ok()) << json;
+    if (digest.ok() && ref.ok()) EXPECT_EQ(digest.value(), tds::sha256(expected)) << json;
+    return accepted;
+  }
+
+ private:
+  canonical_options options_;
+  tds::canonicalizer reference_, fast_;
+  tds::detail::name_set excluded_;
+  tds::detail::direct_walker walker_;
+  std::string padded_;
+};
+
+TEST(DirectWalker, AgreesWithTheReferenceOnGeneratedDocuments) {
+  for (const auto& sc : scheme_cases()) {
+    SCOPED_TRACE(sc.name);
+    pair_under_test pair(sc.options);
+    json_generator gen(20251204);
+    int accepted = 0;
+    constexpr int documents = 6000;
+    for (int i = 0; i < documents; ++i) accepted += pair.check(gen.document());
+    // The fast path must carry most valid documents, or the test would prove nothing about it.
+    // (jcs declines duplicate names and lone surrogates; max_depth 3 declines deep ones.)
+    EXPECT_GT(accepted, documents / 5) << sc.name;
+    if (testing::Test::HasFailure()) return;
+  }
+}
+
+TEST(DirectWalker, AcceptsNothingTheReferenceRejectsInMutatedDocuments) {
+  static const char mutations[] = "{}[]\",:\\ 0-.eE+tfnu\x01\x7f\xc3\xa9\xff";
+  for (const auto& sc : scheme_cases()) {
+    SCOPED_TRACE(sc.name);
+    pair_under_test pair(sc.options);
+    json_generator gen(7);
+    std::mt19937 rng(99);
+    for (int i = 0; i < 6000; ++i) {
+      std::string doc = gen.document();
+      const std::size_t at = doc.empty() ? 0 : rng() % doc.size();
+      switch (rng() % 4) {
+        case 0: doc.erase(at, 1); break;
+        case 1: doc.insert(at, 1, mutations[rng() % (sizeof mutations - 1)]); break;
+        case 2: doc.resize(at); break;
+        default: if (!doc.empty()) doc[at] = mutations[rng() % (sizeof mutations - 1)];
+      }
+      pair.check(doc);
+    }
+    if (testing::Test::HasFailure()) return;
+  }
+}
+
+TEST(DirectWalker, NumbersMatchTheReferenceDigitForDigit) {
+  for (const auto& sc : scheme_cases()) {
+    SCOPED_TRACE(sc.name);
+    pair_under_test pair(sc.options);
+    json_generator gen(31337);
+    for (int i = 0; i < 40000; ++i) pair.check("{\"n\":" + gen.number() + "}");
+    if (testing::Test::HasFailure()) return;
+  }
+}
+
+TEST(DirectWalker, NamedNumberEdgeCases) {
+  // The fast decimal rule's edges: 15 vs 16 significant digits, 1e-4 / 1e-6 and 1e16 / 1e21
+  // bounds, zeros with signs, trailing zeros, and 2^53 for jcs integers.
+  const char* const literals[] = {
+      "0", "-0", "0.0", "-0.0", "0.000", "-0.000", "1.0", "1.50", "100.000", "8.0", "28.5",
+      "0.1", "0.0001", "0.00010", "0.00001", "0.000001", "0.0000001", "123456789012345.0",
+      "123456789012345.6", "12345678901234.56", "1234567890123456.0", "9999999999999999.0",
+      "999999999999999.9", "9999999999999990.0", "99999999999999900000.0", "999999999999999000000.0",
+      "1000000000000000000000.0", "0.1234567890123456", "0.123456789012345", "0.30000000000000004",
+      "9007199254740991", "9007199254740992", "-9007199254740991", "-9007199254740993",
+      "12345678901234567890", "1e2", "1E+2", "1e-7", "5e-324", "1.7976931348623157e308",
+      "2646610000000113574", "-2646610000000113574", "0.5e1"};
+  for (const auto& sc : scheme_cases()) {
+    SCOPED_TRACE(sc.name);
+    pair_under_test pair(sc.options);
+    for (const char* lit : literals) {
+      const bool accepted = pair.check(std::string("{\"n\":") + lit + "}");
+      // Positional literals are the fast path's own; exponents may go through a double or
+      // decline (subnormals), the reference decides.
+      if (!std::strpbrk(lit, "eE")) EXPECT_TRUE(accepted) << "declined: " << lit;
+      pair.check(std::string("[") + lit + "]");
+      pair.check(lit);
+    }
+  }
+}
+
+TEST(DirectWalker, ShapeCacheTellsApartNamesThatShareLengthAndPrefix) {
+  // Same sizes and same first 8 bytes in the same positions: the cache's hash is equal, only the
+  // name-by-name check separates them, and the two need opposite orders.
+  pair_under_test pair(canonical_options::jcs());
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_TRUE(pair.check(R"({"abcdefgh_b":1,"abcdefgh_a":2})"));
+    EXPECT_TRUE(pair.check(R"({"abcdefgh_a":1,"abcdefgh_b":2})"));
+    EXPECT_TRUE(pair.check(R"({"abcdefgh_a":1,"abcdefgh_a":2})") == false);  // jcs: duplicate
+    EXPECT_TRUE(pair.check(R"({"b":1,"a":2,"c":3})"));
+    EXPECT_TRUE(pair.check(R"({"b":1,"c":2,"a":3})"));
+  }
+  pair_under_test legacy(canonical_options::legacy());
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_TRUE(legacy.check(R"({"abcdefgh_b":1,"abcdefgh_a":2,"x":null})"));
+    EXPECT_TRUE(legacy.check(R"({"abcdefgh_a":1,"abcdefgh_a":2,"x":3})"));   // last one wins
+    EXPECT_TRUE(legacy.check(R"({"abcdefgh_a":1,"abcdefgh_b":2,"x":null})"));
+  }
+}
+
+TEST(DirectWalker, DeclinesWhatOnlyTheReferenceHandles) {
+  auto declines = [](const canonical_options& o, const std::string& json) {
+    tds::detail::name_set none;
+    tds::detail::direct_walker w;
+    std::string padded = json + std::string(64, '\0');
+    return !w.run(padded.data(), json.size(), {o.scheme, o.strict, o.max_depth, &none}, 0);
+  };
+  const auto legacy = canonical_options::legacy(), jcs = canonical_options::jcs();
+  EXPECT_TRUE(declines(jcs, R"({"a":1,"a":2})"));
+  EXPECT_TRUE(declines(jcs, R"(["\ud800"])"));
+  EXPECT_FALSE(declines(legacy, R"(["\ud800"])"));
+  EXPECT_TRUE(declines(legacy, R"({"a":NaN})"));
+  EXPECT_TRUE(declines(legacy, R"({"a":1e400})"));
+  EXPECT_TRUE(declines(legacy, R"({"a":1e-400})"));
+  EXPECT_TRUE(declines(legacy, "\xEF\xBB\xBF{}"));
+  EXPECT_TRUE(declines(legacy, ""));
+  EXPECT_TRUE(declines(legacy, "{} {}"));
+  EXPECT_TRUE(declines(legacy, "[[1]x"));
+  EXPECT_TRUE(declines(legacy, "[[1]"));
+  EXPECT_TRUE(declines(legacy, R"({"a":{"b":1}x})"));
+  EXPECT_TRUE(declines(legacy, "[1,]"));
+  EXPECT_TRUE(declines(legacy, R"({"a":1,})"));
+  EXPECT_TRUE(declines(legacy, "[01]"));
+  EXPECT_TRUE(declines(legacy, "[1.]"));
+  EXPECT_TRUE(declines(legacy, "[-]"));
+  EXPECT_TRUE(declines(legacy, "[tru]"));
+  EXPECT_TRUE(declines(legacy, R"(["\x"])"));
+  EXPECT_TRUE(declines(legacy, R"(["\u12"])"));
+  EXPECT_TRUE(declines(legacy, "{\"a\":\"\xff\"}"));
+  EXPECT_TRUE(declines(legacy, "{\"a\":\"x\ty\"}"));
+  EXPECT_TRUE(declines(legacy, std::string(300, '[') + std::string(300, ']')));
+  EXPECT_TRUE(declines(legacy, "{\"a\":" + std::string(4301, '7') + "}"));
+  EXPECT_FALSE(declines(legacy, "{\"a\":" + std::string(4300, '7') + "}"));
+}
+
+TEST(DirectWalker, LongStringsAndBigDocumentsMatch) {
+  // Strings longer than one output block, all-escape strings (6 output bytes per input byte)
+  // and a document far beyond the buffers' first size.
+  for (const auto& sc : scheme_cases()) {
+    SCOPED_TRACE(sc.name);
+    pair_under_test pair(sc.options);
+    std::string doc = "{";
+    for (int i = 0; i < 2000; ++i) {
+      if (i) doc += ',';
+      doc += "\"k" + std::to_string(i) + "\":\"";
+      for (int j = 0; j < i % 97; ++j) doc += (j % 3 == 0) ? "\xd8\xb2" : (j % 3 == 1) ? "\\u0001" : "\xf0\x9f\x98\x80";
+      doc += std::string(static_cast<std::size_t>(i % 41), 'x') + "\"";
+    }
+    doc += "}";
+    EXPECT_TRUE(pair.check(doc));
+    EXPECT_TRUE(pair.check("[\"" + std::string(100000, '\x7f') + "\"]"));
+  }
+}
+
+}  // namespace
