@@ -43,6 +43,8 @@ constexpr std::size_t block_room = 128;
 constexpr std::size_t direct_depth_limit = 256;
 
 inline void skip_ws(const char*& p) noexcept {
+  // Compact input has no space at all: one compare settles it (JSON space is <= ' ').
+  if (static_cast<unsigned char>(*p) > ' ') return;
   while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') ++p;
 }
 
@@ -121,6 +123,25 @@ inline char* copy_span(char* w, const char* s, std::size_t n) noexcept {
   return w + n;
 }
 
+// Whether n bytes at a and b are equal, compared 16 at a time: both may be read up to 15
+// bytes past n (names live in padded buffers; shape tails are padded).
+inline bool same_bytes(const char* a, const char* b, std::size_t n) noexcept {
+#if defined(__SSE2__)
+  for (;; a += 16, b += 16, n -= 16) {
+    const auto eq = static_cast<unsigned>(_mm_movemask_epi8(
+        _mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a)),
+                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(b)))));
+    if (n <= 16) {
+      const unsigned wanted = n == 16 ? 0xFFFFu : (1u << n) - 1;
+      return (eq & wanted) == wanted;
+    }
+    if (eq != 0xFFFFu) return false;
+  }
+#else
+  return std::memcmp(a, b, n) == 0;
+#endif
+}
+
 // A multiplicative hash keeps its best bits at the top.
 inline std::size_t slot_of(std::uint64_t hash) noexcept { return static_cast<std::size_t>(hash >> 58); }
 
@@ -156,6 +177,7 @@ bool direct_walker::run(const char* input, std::size_t size, const config& cfg, 
 
 bool direct_walker::value(const char*& p, std::size_t depth, bool& is_null) {
   is_null = false;
+  if (*p == '"') return string(p);  // the most common value: ahead of the jump table
   switch (*p) {
     case '{': return object(p, depth + 1);
     case '[': return array(p, depth + 1);
@@ -237,6 +259,21 @@ bool direct_walker::string(const char*& p) {
 bool direct_walker::key(const char*& p, std::string_view& decoded) {
   const bool legacy = cfg_.scheme == hash_scheme::legacy;
   const char* start = p + 1;
+  {
+    // Most names are plain and shorter than 16 bytes: copy one block, then look.
+    char* w = out_.reserve_more(2 + 16);
+    w[0] = '"';
+    copy_block(w + 1, start);
+    const unsigned mask = special_mask(start, legacy);
+    if (mask != 0 && start[__builtin_ctz(mask)] == '"') {
+      const auto n = static_cast<std::size_t>(__builtin_ctz(mask));
+      w[n + 1] = '"';
+      out_.size += n + 2;
+      decoded = std::string_view(start, n);
+      p = start + n + 1;
+      return true;
+    }
+  }
   const char* q = start;
   for (;;) {
     const unsigned mask = special_mask(q, legacy);
@@ -491,7 +528,7 @@ const direct_walker::shape* direct_walker::find_shape(std::uint64_t hash, std::s
   for (std::size_t i = 0; i < count; ++i) {
     if (m[i].prefix != s.prefixes[i] || m[i].key_size != s.sizes[i]) return nullptr;
     if (m[i].key_size > 8) {
-      if (std::memcmp(m[i].key + 8, tail, m[i].key_size - 8) != 0) return nullptr;
+      if (!same_bytes(m[i].key + 8, tail, m[i].key_size - 8)) return nullptr;
       tail += m[i].key_size - 8;
     }
   }
@@ -528,6 +565,7 @@ bool direct_walker::sort_members(std::size_t member_mark, std::size_t count, sha
   into.order.clear();
   into.shadowed.clear();
   into.sorted_already = true;
+  const auto pad_tails = [&into] { into.tails.append(16, '\0'); };  // same_bytes reads blocks
   for (std::size_t i = 0; i < count; ++i) {
     into.prefixes.push_back(m[i].prefix);
     into.sizes.push_back(m[i].key_size);
@@ -543,6 +581,7 @@ bool direct_walker::sort_members(std::size_t member_mark, std::size_t count, sha
     into.shadowed.push_back(shadowed);
     if (shadowed || order_[i].member != i) into.sorted_already = false;
   }
+  pad_tails();
   return true;
 }
 
