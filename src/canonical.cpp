@@ -1180,6 +1180,13 @@ result<page_records> canonicalizer::hash_page(std::string_view page, const page_
       std::string key;
       if (!m.read_string(field.key().raw(), &key, nullptr)) return result<page_records>(m.err);
       if (key == popts.items_key) {
+        // json.loads would keep the last array and silently drop the first one's entities:
+        // records for one array only would let a caller miss real changes. Refused instead.
+        if (found_items)
+          return result<page_records>(status::page_malformed,
+                                      "page has more than one \"" + popts.items_key +
+                                          "\" member: refused rather than guessing which array holds the entities",
+                                      static_cast<std::size_t>(field.key().raw() - 1 - buf));
         od::array items;
         if (auto e = field.value().get_array().get(items)) {
           if (e == simdjson::INCORRECT_TYPE)
