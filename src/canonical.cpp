@@ -750,10 +750,12 @@ struct canonicalizer::impl {
 
   // For hash_page: remember the item's id and last_modified_time as they are written.
   void capture_member(std::string_view key, od::value& v) {
-    const bool is_id = key == capture->id_field;
-    const bool is_modified = key == capture->modified_field;
+    capture_value(key == capture->id_field, key == capture->modified_field, v.raw_json_token());
+  }
+
+  // `token` starts with the value's first byte; a number's may carry trailing space.
+  void capture_value(bool is_id, bool is_modified, std::string_view token) {
     if (!is_id && !is_modified) return;
-    std::string_view token = v.raw_json_token();
     const char c = token.empty() ? '\0' : token[0];
     if (is_id) {
       capture->id->clear();
@@ -926,6 +928,10 @@ struct canonicalizer::impl {
         records.push_back(std::move(rec));
         continue;
       }
+      if (hash_item_directly(start, popts, rec)) {
+        records.push_back(std::move(rec));
+        continue;  // On-Demand skips the unread item on its own
+      }
       od::object obj;
       if (auto e = v.get_object().get(obj)) return fail_simdjson(e, start);
       out.clear();
@@ -954,6 +960,26 @@ struct canonicalizer::impl {
       last.length = static_cast<std::size_t>(value_end(base + last.offset, base + input_size) -
                                              (base + last.offset));
     }
+    return true;
+  }
+
+  // The direct walker on one item (see canonicalize_direct); false: it declined, and the
+  // item goes through write_object as before.
+  bool hash_item_directly(const char* item, const page_options& popts, entity_record& rec) {
+    if (!use_direct || !pointers.empty()) return false;
+    const detail::direct_walker::config cfg{options.scheme, options.strict, options.max_depth, &excluded};
+    detail::direct_walker::item_capture found{popts.id_field, popts.modified_field, {}, {}};
+    if (!direct.run_item(item, input_size, cfg, stack_floor, found)) return false;
+    item_capture cap{popts.id_field, popts.modified_field, &rec.id, false, &rec.last_modified_time};
+    capture = &cap;
+    // As capture_member does: a name that is both fields counts as the id only.
+    if (found.id.data()) capture_value(true, false, found.id);
+    if (found.modified.data() && popts.modified_field != popts.id_field) capture_value(false, true, found.modified);
+    capture = nullptr;
+    if (!cap.id_found)
+      rec.error = make_error(status::item_no_id, "page item has no usable \"" + popts.id_field + "\"", rec.offset);
+    else
+      rec.content_digest = sha256(direct.view());
     return true;
   }
 

@@ -155,10 +155,7 @@ bool direct_walker::enter(std::size_t depth) const {
   return depth <= depth_limit_ && !below_stack_floor(stack_floor_);
 }
 
-bool direct_walker::run(const char* input, std::size_t size, const config& cfg, std::uintptr_t stack_floor) {
-  // simdjson refuses documents of 4 GiB and more; so does this path, to agree with it.
-  if (size == 0 || size >= 0xFFFFFFFFu) return false;
-  if (!simdjson::validate_utf8(input, size)) return false;
+void direct_walker::start(const config& cfg, std::uintptr_t stack_floor, std::size_t input_size) {
   cfg_ = cfg;
   stack_floor_ = stack_floor;
   depth_limit_ = std::min(cfg.max_depth, direct_depth_limit);
@@ -166,13 +163,34 @@ bool direct_walker::run(const char* input, std::size_t size, const config& cfg, 
   members_.clear();
   // Decoded names are never longer than the input: views into keys_ stay valid.
   keys_.size = 0;
-  keys_.reserve_more(size + 16);
+  keys_.reserve_more(input_size + 16);
+}
+
+bool direct_walker::run(const char* input, std::size_t size, const config& cfg, std::uintptr_t stack_floor) {
+  // simdjson refuses documents of 4 GiB and more; so does this path, to agree with it.
+  if (size == 0 || size >= 0xFFFFFFFFu) return false;
+  if (!simdjson::validate_utf8(input, size)) return false;
+  start(cfg, stack_floor, size);
+  capture_ = nullptr;
   const char* p = input;
   skip_ws(p);
   bool is_null;
   if (!value(p, 0, is_null)) return false;
   skip_ws(p);
   return p == input + size;
+}
+
+const char* direct_walker::run_item(const char* item, std::size_t page_size, const config& cfg,
+                                    std::uintptr_t stack_floor, item_capture& capture) {
+  if (*item != '{') return nullptr;
+  start(cfg, stack_floor, page_size);
+  capture.id = {};
+  capture.modified = {};
+  capture_ = &capture;
+  const char* p = item;
+  const bool ok = object(p, 1);
+  capture_ = nullptr;
+  return ok ? p : nullptr;
 }
 
 bool direct_walker::value(const char*& p, std::size_t depth, bool& is_null) {
@@ -508,7 +526,14 @@ bool direct_walker::object(const char*& p, std::size_t depth) {
     skip_ws(p);
     separator(':');
     bool is_null;
+    const char* value_begin = p;
     if (!value(p, depth, is_null)) return false;
+    if (top && capture_) {
+      // The last occurrence counts, as in json.loads.
+      if (name == capture_->id_field) capture_->id = std::string_view(value_begin, static_cast<std::size_t>(p - value_begin));
+      if (name == capture_->modified_field)
+        capture_->modified = std::string_view(value_begin, static_cast<std::size_t>(p - value_begin));
+    }
     const bool drop = top && ((legacy && is_null) || (cfg_.excluded && cfg_.excluded->contains(name)));
     members_.push_back(member{name.data(), key_prefix(name.data(), name.size()),
                               static_cast<std::uint32_t>(name.size()), span_begin,

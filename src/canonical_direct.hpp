@@ -59,6 +59,19 @@ class direct_walker {
   // scanners read ahead in 16-byte blocks and stop at the zeros. True: view() is the canonical
   // form, valid until the next run. False: decline, use the reference walker.
   bool run(const char* input, std::size_t size, const config& cfg, std::uintptr_t stack_floor);
+
+  // The raw value text of an item's id and modified fields (top level, last occurrence), or
+  // null views when absent.
+  struct item_capture {
+    std::string_view id_field, modified_field;
+    std::string_view id, modified;
+  };
+
+  // One item of a page: the object at `item`, inside a page of `page_size` bytes that simdjson
+  // has already checked for UTF-8 and padded. Returns the end of the object (view() is its
+  // canonical form), or nullptr to decline.
+  const char* run_item(const char* item, std::size_t page_size, const config& cfg,
+                       std::uintptr_t stack_floor, item_capture& capture);
   std::string_view view() const noexcept { return out_.view(); }
 
  private:
@@ -90,6 +103,7 @@ class direct_walker {
   const shape* find_shape(std::uint64_t hash, std::size_t member_mark, std::size_t count) const;
   bool sort_members(std::size_t member_mark, std::size_t count, shape& into);
 
+  void start(const config& cfg, std::uintptr_t stack_floor, std::size_t input_size);
   bool value(const char*& p, std::size_t depth, bool& is_null);
   bool object(const char*& p, std::size_t depth);
   bool array(const char*& p, std::size_t depth);
@@ -105,6 +119,7 @@ class direct_walker {
   bool enter(std::size_t depth) const;
 
   config cfg_;
+  item_capture* capture_ = nullptr;
   std::uintptr_t stack_floor_ = 0;
   std::size_t depth_limit_ = 0;
   byte_buffer out_, scratch_;
