@@ -1080,6 +1080,15 @@ struct canonicalizer::impl {
     return direct.view();
   }
 
+  bool write_root_literal(std::string_view word, const char* at) {
+    if (word == "true" || word == "false" || word == "null") {
+      out.append(word);
+      return true;
+    }
+    return fail(status::json_malformed,
+                word[0] == 'n' ? "invalid literal: expected null" : "invalid literal: expected true or false", at);
+  }
+
   bool canonicalize_document(std::string_view json) {
     reset();
     const char* buf = load(json);
@@ -1092,10 +1101,13 @@ struct canonicalizer::impl {
     // The root is a document, not a value; scalars at the root need the document's accessors.
     std::string_view token = doc.raw_json_token();
     const char c = token.empty() ? '\0' : token[0];
-    if (c == '{' || c == '[' || c == '"' || c == 't' || c == 'f' || c == 'n' || c == 'N' || c == 'I') {
+    if (c == '{' || c == '[' || c == '"' || c == 'N' || c == 'I') {
       ok = write_value(doc, 0, all_pointers(), is_null);
-    } else if (c == '-' || (c >= '0' && c <= '9')) {
-      ok = write_number(trim_token(token), buf);
+    } else if (c == '-' || (c >= '0' && c <= '9') || c == 't' || c == 'f' || c == 'n') {
+      // Literals are read from the token too: simdjson 3.0's document accessors refuse a root
+      // "null " or "true  " (trailing space), which is valid JSON.
+      const std::string_view word = trim_token(token);
+      ok = (c == 't' || c == 'f' || c == 'n') ? write_root_literal(word, token.data()) : write_number(word, buf);
       // A root scalar is one token: anything after it is a second value.
       if (ok && token.data() + token.size() != buf + json.size())
         return fail(status::json_malformed, "trailing content after the JSON value", token.data());

@@ -399,6 +399,24 @@ TEST(DirectWalker, DeclinesWhatOnlyTheReferenceHandles) {
   EXPECT_FALSE(declines(legacy, "{\"a\":" + std::string(4300, '7') + "}"));
 }
 
+TEST(DirectWalker, RootLiteralsWithTrailingSpaceAreValidInBothWalkers) {
+  // Found by fuzzing fast against reference: simdjson 3.0's document accessors refused a root
+  // "null " or "true  "; the reference walker now reads root literals from their token.
+  for (const auto& sc : scheme_cases()) {
+    SCOPED_TRACE(sc.name);
+    pair_under_test pair(sc.options);
+    for (const char* doc : {"null ", "true  ", "\n\n\ntrue\n\n\n\n\n", " false\t", "null"})
+      EXPECT_TRUE(pair.check(doc)) << doc;
+    for (const char* doc : {"nul ", "truex", "true false", "null null ", "fals  "}) EXPECT_FALSE(pair.check(doc)) << doc;
+  }
+  auto c = tds::canonicalizer::create(canonical_options::jcs()).value();
+  tds::detail::use_direct_walker(c, false);
+  EXPECT_EQ(c.canonicalize("null  ").value(), "null");
+  EXPECT_EQ(c.canonicalize(" false \r\n").value(), "false");
+  EXPECT_EQ(c.canonicalize("nul ").error().message, "invalid literal: expected null");
+  EXPECT_EQ(c.canonicalize("true false").error().message, "trailing content after the JSON value");
+}
+
 TEST(DirectWalker, LongStringsAndBigDocumentsMatch) {
   // Strings longer than one output block, all-escape strings (6 output bytes per input byte)
   // and a document far beyond the buffers' first size.
