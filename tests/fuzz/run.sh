@@ -10,7 +10,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 seconds=${1:-60}
 shift || true
-ALL_TARGETS=(canonical_legacy canonical_jcs page resp state timestamp url)
+ALL_TARGETS=(canonical_legacy canonical_jcs page walkers resp state timestamp url)
 targets=("$@")
 ((${#targets[@]})) || targets=("${ALL_TARGETS[@]}")
 build=${TDS_FUZZ_BUILD_DIR:-$root/build/fuzz}
@@ -27,7 +27,7 @@ cmake --build "$build" -j2
 
 dict_for() {
   case $1 in
-    canonical_*|page|state) echo "$root/tests/fuzz/json.dict" ;;
+    canonical_*|page|walkers|state) echo "$root/tests/fuzz/json.dict" ;;
     resp) echo "$root/tests/fuzz/resp.dict" ;;
     url) echo "$root/tests/fuzz/url.dict" ;;
     timestamp) echo "$root/tests/fuzz/timestamp.dict" ;;
@@ -59,10 +59,12 @@ for t in "${targets[@]}"; do
 
   mkdir -p "$work/$t/new" "$work/$t/artifacts"
   seeds=("$corpus/$t")
+  # The walker comparison reads JSON documents and pages: it starts from their corpora.
+  [[ $t == walkers ]] && seeds=("$corpus/canonical_legacy" "$corpus/canonical_jcs" "$corpus/page")
   # The RFC 8785 vectors beside the repo, read at run time (never copied into it).
-  if [[ $t == canonical_* && -d $shared/jcs/input ]]; then seeds+=("$shared/jcs/input"); fi
+  if [[ ( $t == canonical_* || $t == walkers ) && -d $shared/jcs/input ]]; then seeds+=("$shared/jcs/input"); fi
   max_len=4096
-  [[ $t == canonical_* || $t == page ]] && max_len=16384
+  [[ $t == canonical_* || $t == page || $t == walkers ]] && max_len=16384
   log=$work/$t.log
   start=$(date +%s)
   # shellcheck disable=SC2086
