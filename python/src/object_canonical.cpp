@@ -459,6 +459,9 @@ bool decode_name(PyObject* key, bool allow_surrogates, std::vector<PyObject*>& o
 bool object_canonicalizer::collect_str_keys(workspace& ws, PyObject* dict) const {
   const bool jcs = options_.scheme == hash_scheme::jcs;
   const std::size_t mark = ws.entries.size();
+  // Sized once and filled by index: push_back per member showed up in profiles, out of line.
+  ws.entries.resize(mark + static_cast<std::size_t>(PyDict_GET_SIZE(dict)));
+  std::size_t filled = mark;
   bool bad_name = false;
   PyObject* key;
   PyObject* value;
@@ -468,10 +471,11 @@ bool object_canonicalizer::collect_str_keys(workspace& ws, PyObject* dict) const
       ws.entries.resize(mark);
       return false;
     }
-    entry e{key, value, nullptr, 0};
+    entry& e = ws.entries[filled++];
+    e = entry{key, value, nullptr, 0};
     if (!decode_name(key, !jcs, ws.owned, e)) bad_name = true;
-    ws.entries.push_back(e);
   }
+  ws.entries.resize(filled);
   // Raised after the scan, so a dict that also has a non-str key reports that first.
   if (bad_name) raise(status::lone_surrogate, "member name holds a lone surrogate (RFC 8785 requires valid Unicode)");
   return true;
