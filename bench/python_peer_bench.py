@@ -5,6 +5,7 @@ same redis-server (started here, on a loopback port), printed as times and ratio
   (b) an optimized pure-Python peer: orjson (sorted keys) + hashlib, pipelined MGET (redis-py + hiredis)
   (c) tdscache from dicts (AsyncCache.check_entities)
   (d) tdscache from the raw page bytes (AsyncCache.check_page, 200 items a page)
+  (e) tdscache from the raw page bytes, batched (AsyncCache.check_pages, 25 pages a call)
 
 Every path sees the cache fully populated and unchanged data, so all do the full work of a
 repeat sync. A benchmark, not a test. Run:
@@ -107,6 +108,14 @@ async def path_d_bytes(cache: tdscache.AsyncCache, pages: list[bytes]) -> int:
     return skipped
 
 
+async def path_e_pages_batched(cache: tdscache.AsyncCache, pages: list[bytes], per_call: int = 25) -> int:
+    skipped = 0
+    for start in range(0, len(pages), per_call):
+        for page in await cache.check_pages("product", pages[start:start + per_call]):
+            skipped += page.report.skipped
+    return skipped
+
+
 async def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     times, out = [], None
     for _ in range(repeat):
@@ -137,6 +146,7 @@ async def run(sizes: list[int], repeat: int) -> None:
                 "(b) peer: orjson+hashlib, pipelined MGET": await timed(lambda: path_b_peer(r, items, peer_digests), repeat),
                 "(c) tdscache from dicts": await timed(lambda: path_c_dicts(cache, items), repeat),
                 "(d) tdscache from raw page bytes": await timed(lambda: path_d_bytes(cache, pages), repeat),
+                "(e) tdscache from raw pages, 25 a call": await timed(lambda: path_e_pages_batched(cache, pages), repeat),
             }
             base_a = results["(a) legacy: json+hashlib, GET per entity"][0]
             base_b = results["(b) peer: orjson+hashlib, pipelined MGET"][0]

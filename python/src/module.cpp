@@ -5,8 +5,16 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
+#include <charconv>
+#include <climits>
+#include <cstdint>
+#include <condition_variable>
+#include <deque>
+#include <exception>
 #include <mutex>
 #include <optional>
+#include <thread>
 
 #include "object_canonical.hpp"
 #include "tdscache/canonical.hpp"
@@ -97,18 +105,28 @@ py::bytes digest_bytes(const digest& d) {
 class hasher {
  public:
   hasher(const std::string& scheme, bool strict, std::optional<std::vector<std::string>> exclude_fields,
-         std::vector<std::string> exclude_pointers, std::size_t max_depth) {
+         std::vector<std::string> exclude_pointers, const py::int_& max_depth) {
+    // Any int is taken here, so that -1 or 2**70 is a ConfigError naming max_depth instead of
+    // pybind11's TypeError about size_t; canonicalizer::create checks the upper bound.
+    int overflow = 0;
+    const long long depth = PyLong_AsLongLongAndOverflow(max_depth.ptr(), &overflow);
+    if (depth == -1 && PyErr_Occurred()) throw py::error_already_set();
+    if (overflow || depth < 1)
+      throw_status(make_error(status::invalid_argument,
+                              "max_depth must be between 1 and 4096 (got " + py::str(max_depth).cast<std::string>() + ")"));
     options_.scheme = scheme_from(scheme);
     options_.strict = strict;
     options_.exclude_fields = std::move(exclude_fields);
     options_.exclude_pointers = std::move(exclude_pointers);
-    options_.max_depth = max_depth;
+    options_.max_depth = static_cast<std::size_t>(depth);
     canonicalizer_.emplace(unwrap(canonicalizer::create(options_)));
     objects_.emplace(options_);
   }
 
   std::string scheme() const { return std::string(scheme_name(options_.scheme)); }
   bool strict() const { return options_.strict; }
+  hash_scheme scheme_value() const { return options_.scheme; }
+  const object_canonicalizer& objects() const { return *objects_; }
 
   py::bytes canonical(const py::handle& data) {
     std::string text;
@@ -177,6 +195,56 @@ class hasher {
     return out;
   }
 
+  // Many pages in one call, for a sync that fetched several: the GIL is released once for all
+  // of them, and two threads share them (a second canonicalizer, made on first use, since one
+  // is not thread safe). The first failing page, in order, raises as hash_page would.
+  std::vector<page_records> hash_pages(const py::sequence& bodies, const std::string& items_key,
+                                       const std::string& id_field, const std::string& modified_field) {
+    std::vector<byte_view> views;
+    views.reserve(py::len(bodies));
+    for (const auto& body : bodies) {
+      auto b = as_bytes(body);
+      if (!b) throw_status(make_error(status::invalid_argument, "a page body is bytes, bytearray or memoryview"));
+      views.push_back(std::move(*b));
+    }
+    const page_options popts{items_key, id_field, modified_field};
+    std::vector<std::optional<result<page_records>>> out(views.size());
+    {
+      py::gil_scoped_release release;
+      std::atomic<std::size_t> next{0};
+      auto run = [&](canonicalizer& c) {
+        for (std::size_t i; (i = next.fetch_add(1)) < views.size();) out[i].emplace(c.hash_page(views[i].view, popts));
+      };
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (views.size() > 1 && std::thread::hardware_concurrency() > 1) {
+        std::lock_guard<std::mutex> second_lock(second_mutex_);
+        if (!second_) second_.emplace(unwrap(canonicalizer::create(options_)));
+        std::exception_ptr failure;
+        std::thread helper([&] {
+          try {
+            run(*second_);
+          } catch (...) {  // bad_alloc
+            failure = std::current_exception();
+          }
+        });
+        try {
+          run(*canonicalizer_);
+        } catch (...) {
+          helper.join();
+          throw;
+        }
+        helper.join();
+        if (failure) std::rethrow_exception(failure);
+      } else {
+        run(*canonicalizer_);
+      }
+    }
+    std::vector<page_records> pages;
+    pages.reserve(out.size());
+    for (auto& r : out) pages.push_back(unwrap(std::move(*r)));
+    return pages;
+  }
+
   page_records hash_page(const py::handle& body, const std::string& items_key, const std::string& id_field,
                          const std::string& modified_field) {
     auto b = as_bytes(body);
@@ -201,6 +269,8 @@ class hasher {
   canonical_options options_;
   std::mutex mutex_;
   std::optional<canonicalizer> canonicalizer_;
+  std::mutex second_mutex_;  // taken after mutex_, never alone
+  std::optional<canonicalizer> second_;
   std::optional<object_canonicalizer> objects_;
 };
 
@@ -314,6 +384,224 @@ std::string id_text(const py::handle& h) {
   return py::str(h).cast<std::string>();
 }
 
+
+// A str as UTF-8; lone surrogates (which json.loads may hand us) as WTF-8, "surrogatepass".
+void assign_wtf8(PyObject* text, std::string& out) {
+  if (PyUnicode_IS_ASCII(text)) {
+    out.assign(static_cast<const char*>(PyUnicode_DATA(text)), static_cast<std::size_t>(PyUnicode_GET_LENGTH(text)));
+    return;
+  }
+  Py_ssize_t len = 0;
+  if (const char* utf8 = PyUnicode_AsUTF8AndSize(text, &len)) {
+    out.assign(utf8, static_cast<std::size_t>(len));
+    return;
+  }
+  PyErr_Clear();
+  auto bytes = py::reinterpret_steal<py::object>(PyUnicode_AsEncodedString(text, "utf-8", "surrogatepass"));
+  if (!bytes) throw py::error_already_set();
+  out.assign(PyBytes_AS_STRING(bytes.ptr()), static_cast<std::size_t>(PyBytes_GET_SIZE(bytes.ptr())));
+}
+
+// entity.get(name): a dict is read directly, any other mapping through its own get().
+py::object member_of(PyObject* entity, PyObject* name) {
+  if (PyDict_CheckExact(entity)) {
+    PyObject* v = PyDict_GetItemWithError(entity, name);
+    if (v == nullptr) {
+      if (PyErr_Occurred()) throw py::error_already_set();
+      return py::none();
+    }
+    return py::reinterpret_borrow<py::object>(v);
+  }
+  static PyObject* get_name = PyUnicode_InternFromString("get");
+  auto v = py::reinterpret_steal<py::object>(PyObject_CallMethodObjArgs(entity, get_name, name, nullptr));
+  if (!v) throw py::error_already_set();
+  return v;
+}
+
+// The facade's _entity_id(): "" for a missing, None or bool id, else str(value).
+void entity_id_into(PyObject* v, std::string& out) {
+  if (v == Py_None || v == Py_True || v == Py_False) {
+    out.clear();
+  } else if (PyUnicode_CheckExact(v)) {
+    assign_wtf8(v, out);
+  } else {
+    if (PyLong_CheckExact(v)) {  // str(int) without making the str
+      int overflow = 0;
+      const long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+      if (!overflow && !(x == -1 && PyErr_Occurred())) {
+        char buf[24];
+        auto r = std::to_chars(buf, buf + sizeof buf, x);
+        out.assign(buf, r.ptr);
+        return;
+      }
+      PyErr_Clear();
+    }
+    auto text = py::reinterpret_steal<py::object>(PyObject_Str(v));
+    if (!text) throw py::error_already_set();
+    assign_wtf8(text.ptr(), out);
+  }
+}
+
+// The facade's _text_or_none(): None stays None, a str (subclasses too) is itself, else str().
+void modified_into(PyObject* v, std::optional<std::string>& out) {
+  if (v == Py_None) {
+    out.reset();
+    return;
+  }
+  out.emplace();
+  if (PyUnicode_Check(v)) {
+    assign_wtf8(v, *out);
+    return;
+  }
+  auto text = py::reinterpret_steal<py::object>(PyObject_Str(v));
+  if (!text) throw py::error_already_set();
+  assign_wtf8(text.ptr(), *out);
+}
+
+// Hashes the entities of one check_entities() call on a worker thread while the calling
+// thread walks the next ones with the GIL: the walk hands over small units (their canonical
+// text in a ring of buffers) and the worker hashes each as it comes. Without a second unit no
+// thread is started: finish() hashes on the caller's thread.
+// The Redis check stays one call over the whole batch, after the walk. Checking chunk by chunk
+// on the worker overlapped the round trips with the walk too (3.5 instead of ~5 us an entity
+// at 100,000), but changes what a connection cut mid-batch does: the client retries a request
+// that got no reply on a fresh connection, so the chunks after a cut answer instead of failing
+// open as one call's later MGETs do (tests/python/test_faults.py pins the one-call behaviour).
+class entity_pipeline {
+ public:
+  static constexpr std::size_t unit_size = 128;  // small: the walk of one unit overlaps its hashing
+  static constexpr std::size_t buffer_count = 8;
+
+  explicit entity_pipeline(check_batch& batch) : batch_(batch) {}
+
+  entity_pipeline(const entity_pipeline&) = delete;
+  entity_pipeline& operator=(const entity_pipeline&) = delete;
+
+  ~entity_pipeline() {
+    if (worker_.joinable()) {  // the walk failed: drop the units not started, wait for the one running
+      py::gil_scoped_release release;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        queue_.clear();
+      }
+      stop_and_join();
+    }
+  }
+
+  // The buffer for unit u, once the worker no longer reads it. GIL held.
+  std::string& buffer_for(std::size_t u, std::vector<std::size_t>*& ends) {
+    if (u >= buffer_count) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      if (processed_ + buffer_count <= u) {
+        lock.unlock();
+        py::gil_scoped_release release;
+        lock.lock();
+        changed_.wait(lock, [&] { return processed_ + buffer_count > u; });
+      }
+    }
+    std::string& text = buffers_[u % buffer_count];
+    ends = &ends_[u % buffer_count];
+    text.clear();
+    ends->clear();
+    return text;
+  }
+
+  // Unit u, entities [first, last), is walked. GIL held.
+  void submit(std::size_t u, std::size_t first, std::size_t last) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      queue_.push_back(unit{u, first, last});
+    }
+    if (u == 1 && !worker_.joinable()) worker_ = std::thread([this] { work(); });
+    changed_.notify_all();
+  }
+
+  // Every unit submitted: waits until all are hashed. Call without the GIL.
+  void finish() {
+    if (worker_.joinable()) {
+      stop_and_join();
+    } else {
+      while (!queue_.empty()) {  // one unit: no thread was started
+        const unit next = queue_.front();
+        queue_.pop_front();
+        hash(next);
+      }
+    }
+    if (failure_) std::rethrow_exception(failure_);
+  }
+
+ private:
+  struct unit {
+    std::size_t index, first, last;
+  };
+
+  void stop_and_join() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      closing_ = true;
+    }
+    changed_.notify_all();
+    worker_.join();
+  }
+
+  void work() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      changed_.wait(lock, [&] { return !queue_.empty() || closing_; });
+      if (queue_.empty()) return;
+      const unit next = queue_.front();
+      queue_.pop_front();
+      lock.unlock();
+      try {
+        hash(next);
+      } catch (...) {  // nothing in hash() throws today; finish() would report it
+        if (!failure_) failure_ = std::current_exception();
+      }
+      lock.lock();
+      ++processed_;
+      changed_.notify_all();
+    }
+  }
+
+  void hash(const unit& u) {
+    const std::string_view text = buffers_[u.index % buffer_count];
+    const std::vector<std::size_t>& ends = ends_[u.index % buffer_count];
+    std::size_t start = 0;
+    for (std::size_t i = u.first; i < u.last; ++i) {
+      const std::size_t end = ends[i - u.first];
+      batch_.digests[i] = sha256(text.substr(start, end - start));
+      start = end;
+    }
+  }
+
+  check_batch& batch_;
+  std::exception_ptr failure_;  // worker only until joined
+  std::string buffers_[buffer_count];
+  std::vector<std::size_t> ends_[buffer_count];
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<unit> queue_;
+  std::size_t processed_ = 0;
+  bool closing_ = false;
+  std::thread worker_;
+};
+
+// An integer client option, range-checked here: pybind11's own conversion turns -1 into a
+// TypeError or RuntimeError that names no option. Out of range is a ConfigError.
+std::int64_t int_option(const py::handle& v, const std::string& key, std::int64_t lo, std::int64_t hi) {
+  if (!PyLong_Check(v.ptr()) || PyBool_Check(v.ptr()))
+    throw_status(make_error(status::invalid_argument, "config: " + key + " must be an integer, not " +
+                                                          std::string(Py_TYPE(v.ptr())->tp_name)));
+  int overflow = 0;
+  const long long x = PyLong_AsLongLongAndOverflow(v.ptr(), &overflow);
+  if (x == -1 && PyErr_Occurred()) throw py::error_already_set();
+  if (overflow || x < lo || x > hi)
+    throw_status(make_error(status::invalid_argument, "config: " + key + " must be from " + std::to_string(lo) +
+                                                          " to " + std::to_string(hi) + " (got " +
+                                                          py::str(v).cast<std::string>() + ")"));
+  return x;
+}
+
 class cache_client {
  public:
   explicit cache_client(client c) : client_(std::move(c)) {}
@@ -326,17 +614,17 @@ class cache_client {
       const py::handle v = item.second;
       if (v.is_none()) continue;
       if (key == "key_prefix") cfg.key_prefix = v.cast<std::string>();
-      else if (key == "ttl_seconds") cfg.ttl_seconds = v.cast<std::int64_t>();
-      else if (key == "max_age_seconds") cfg.max_age_seconds = v.cast<std::int64_t>();
-      else if (key == "mget_chunk") cfg.mget_chunk = v.cast<std::size_t>();
-      else if (key == "connect_timeout_ms") cfg.connect_timeout = std::chrono::milliseconds(v.cast<std::int64_t>());
-      else if (key == "command_timeout_ms") cfg.command_timeout = std::chrono::milliseconds(v.cast<std::int64_t>());
-      else if (key == "keepalive_seconds") cfg.keepalive_seconds = v.cast<int>();
-      else if (key == "breaker_failures") cfg.breaker_failures = v.cast<int>();
-      else if (key == "breaker_cooldown_ms") cfg.breaker_cooldown = std::chrono::milliseconds(v.cast<std::int64_t>());
+      else if (key == "ttl_seconds") cfg.ttl_seconds = int_option(v, key, 0, INT64_MAX);
+      else if (key == "max_age_seconds") cfg.max_age_seconds = int_option(v, key, 0, INT64_MAX);
+      else if (key == "mget_chunk") cfg.mget_chunk = static_cast<std::size_t>(int_option(v, key, 1, 1'000'000));
+      else if (key == "connect_timeout_ms") cfg.connect_timeout = std::chrono::milliseconds(int_option(v, key, 0, INT64_MAX));
+      else if (key == "command_timeout_ms") cfg.command_timeout = std::chrono::milliseconds(int_option(v, key, 0, INT64_MAX));
+      else if (key == "keepalive_seconds") cfg.keepalive_seconds = static_cast<int>(int_option(v, key, 0, INT_MAX));
+      else if (key == "breaker_failures") cfg.breaker_failures = static_cast<int>(int_option(v, key, 0, INT_MAX));
+      else if (key == "breaker_cooldown_ms") cfg.breaker_cooldown = std::chrono::milliseconds(int_option(v, key, 0, INT64_MAX));
       else if (key == "username") cfg.username = v.cast<std::string>();
       else if (key == "password") cfg.password = v.cast<std::string>();
-      else if (key == "db") cfg.db = v.cast<int>();
+      else if (key == "db") cfg.db = static_cast<int>(int_option(v, key, 0, INT_MAX));
       else if (key == "tls_ca_file") { cfg.tls.ca_file = v.cast<std::string>(); cfg.tls.enabled = true; }
       else if (key == "tls_ca_dir") { cfg.tls.ca_dir = v.cast<std::string>(); cfg.tls.enabled = true; }
       else if (key == "tls_cert_file") cfg.tls.cert_file = v.cast<std::string>();
@@ -383,7 +671,100 @@ class cache_client {
     return batch;
   }
 
+  // The dict path in one native call: ids, last-modified values and canonical text are read
+  // from the objects with the GIL held, while a worker thread hashes what is walked (see
+  // entity_pipeline); then one check runs without the GIL. No Python object is made per entity.
+  std::shared_ptr<check_batch> check_entities(const std::string& entity_type, const hasher& h,
+                                              const py::handle& entities, const std::string& id_field,
+                                              const std::string& modified_field, bool force) {
+    // A tuple holds every entity alive even if str() of some value mutates the caller's list.
+    auto items = py::reinterpret_steal<py::tuple>(PySequence_Tuple(entities.ptr()));
+    if (!items) throw py::error_already_set();
+    const std::size_t n = static_cast<std::size_t>(PyTuple_GET_SIZE(items.ptr()));
+    auto batch = std::make_shared<check_batch>();
+    batch->entity_type = entity_type;
+    batch->scheme = h.scheme_value();
+    batch->ids.resize(n);
+    batch->digests.resize(n);
+    batch->modified.resize(n);
+    const py::str id_key(id_field), modified_key(modified_field);
+    const object_canonicalizer& walker = h.objects();
+    entity_pipeline pipe(*batch);
+    std::size_t walked = 0;
+    for (std::size_t u = 0, first = 0;; ++u) {
+      const std::size_t last = std::min(n, first + entity_pipeline::unit_size);
+      std::vector<std::size_t>* ends = nullptr;
+      std::string& text = pipe.buffer_for(u, ends);
+      for (std::size_t i = first; i < last; ++i) {
+        // The walk needs the GIL; let other threads (an event loop) run now and then.
+        if (++walked % 512 == 0) {
+          py::gil_scoped_release yield;
+        }
+        PyObject* entity = PyTuple_GET_ITEM(items.ptr(), static_cast<Py_ssize_t>(i));
+        entity_id_into(member_of(entity, id_key.ptr()).ptr(), batch->ids[i]);
+        modified_into(member_of(entity, modified_key.ptr()).ptr(), batch->modified[i]);
+        walker.write(entity, text);
+        ends->push_back(text.size());
+      }
+      pipe.submit(u, first, last);
+      if (last >= n) break;
+      first = last;
+    }
+    {
+      py::gil_scoped_release release;
+      pipe.finish();
+      run_check_nogil(*batch, std::vector<bool>(n, force));
+    }
+    return batch;
+  }
+
   // The raw-bytes path: ids and digests come from the page records, never through Python.
+  // Several pages' records in one check (one round of MGETs for all), split back into one
+  // batch per page so each page commits as check_page's would.
+  std::vector<std::shared_ptr<check_batch>> check_pages(const std::string& entity_type, const py::sequence& pages,
+                                                        const std::string& scheme, bool force) {
+    std::vector<py::object> keep;  // the PageRecords stay alive while the GIL is released
+    std::vector<const page_records*> records;
+    for (const auto& p : pages) {
+      keep.push_back(py::reinterpret_borrow<py::object>(p));
+      records.push_back(&p.cast<const page_records&>());
+    }
+    const hash_scheme sch = scheme_from(scheme);
+    std::vector<std::shared_ptr<check_batch>> out;
+    py::gil_scoped_release release;
+    check_batch all;
+    all.entity_type = entity_type;
+    all.scheme = sch;
+    for (const page_records* page : records) {
+      for (const auto& rec : page->records) {
+        all.ids.push_back(rec.ok() ? rec.id : std::string());
+        all.digests.push_back(rec.content_digest);
+        all.modified.push_back(rec.last_modified_time);
+      }
+    }
+    run_check_nogil(all, std::vector<bool>(all.ids.size(), force));
+    std::size_t at = 0;
+    for (const page_records* page : records) {
+      auto batch = std::make_shared<check_batch>();
+      batch->entity_type = entity_type;
+      batch->scheme = sch;
+      check_result& r = batch->result;
+      for (std::size_t k = 0; k < page->records.size(); ++k, ++at) {
+        batch->ids.push_back(std::move(all.ids[at]));
+        batch->digests.push_back(all.digests[at]);
+        batch->modified.push_back(std::move(all.modified[at]));
+        r.items.push_back(std::move(all.result.items[at]));
+        ++r.by_reason[static_cast<std::size_t>(r.items.back().why)];
+      }
+      r.skipped = r.by_reason[static_cast<std::size_t>(reason::unchanged)];
+      r.to_sync = r.items.size() - r.skipped;
+      r.cache_errors = r.by_reason[static_cast<std::size_t>(reason::cache_check_error)];
+      if (r.cache_errors) r.error = all.result.error;
+      out.push_back(std::move(batch));
+    }
+    return out;
+  }
+
   std::shared_ptr<check_batch> check_page(const std::string& entity_type, const page_records& page,
                                           const std::string& scheme, bool force) {
     auto batch = std::make_shared<check_batch>();
@@ -590,15 +971,17 @@ PYBIND11_MODULE(_native, m) {
   });
 
   py::class_<hasher>(m, "Hasher")
-      .def(py::init<const std::string&, bool, std::optional<std::vector<std::string>>, std::vector<std::string>, std::size_t>(),
+      .def(py::init<const std::string&, bool, std::optional<std::vector<std::string>>, std::vector<std::string>, const py::int_&>(),
            "scheme"_a = "legacy", py::kw_only(), "strict"_a = false, "exclude_fields"_a = py::none(),
-           "exclude_pointers"_a = std::vector<std::string>{}, "max_depth"_a = 512)
+           "exclude_pointers"_a = std::vector<std::string>{}, "max_depth"_a = py::int_(512))
       .def_property_readonly("scheme", &hasher::scheme)
       .def_property_readonly("strict", &hasher::strict)
       .def("canonical", &hasher::canonical, "data"_a)
       .def("digest", &hasher::digest_of, "data"_a)
       .def("hexdigest", &hasher::hexdigest, "data"_a)
       .def("digest_many", &hasher::digest_many, "items"_a)
+      .def("hash_pages", &hasher::hash_pages, "bodies"_a, py::kw_only(), "items_key"_a = "items",
+           "id_field"_a = "item_id", "modified_field"_a = "last_modified_time")
       .def("hash_page", &hasher::hash_page, "body"_a, py::kw_only(), "items_key"_a = "items", "id_field"_a = "item_id",
            "modified_field"_a = "last_modified_time");
 
@@ -658,6 +1041,10 @@ PYBIND11_MODULE(_native, m) {
       .def(py::init(&cache_client::open), "url"_a = py::none())
       .def("check", &cache_client::check, "entity_type"_a, "ids"_a, "digests"_a, "last_modified"_a = py::none(),
            py::kw_only(), "scheme"_a = "legacy", "force"_a = false)
+      .def("check_entities", &cache_client::check_entities, "entity_type"_a, "hasher"_a, "entities"_a, py::kw_only(),
+           "id_field"_a, "modified_field"_a = "last_modified_time", "force"_a = false)
+      .def("check_pages", &cache_client::check_pages, "entity_type"_a, "pages"_a, py::kw_only(), "scheme"_a = "legacy",
+           "force"_a = false)
       .def("check_page", &cache_client::check_page, "entity_type"_a, "page"_a, py::kw_only(), "scheme"_a = "legacy",
            "force"_a = false)
       .def("commit_checked", &cache_client::commit_checked, "batch"_a, "indices"_a, "local_ids"_a = py::none())

@@ -2,6 +2,8 @@
 // src/canonical.cpp and CPython's json encoder (sort_keys=True, default=str). Uses the CPython
 // API directly: iterating dicts and reading str data this way is several times faster than
 // going through pybind11 handles, and this is the hot path of the dict-based API.
+// Hot spots, measured on the 1,312-product sample: string escaping (strings are copied from
+// PyUnicode's own storage, never re-encoded) and key sorting (views, no new Python objects).
 #include "object_canonical.hpp"
 
 #include <pybind11/pybind11.h>
@@ -22,6 +24,7 @@ void raise(const tds::error& err) { throw native_error{err}; }
 namespace {
 
 constexpr std::size_t python_int_max_digits = 4300;  // sys.get_int_max_str_digits() default
+constexpr std::size_t insertion_sort_limit = 32;     // dicts of API entities have 10-60 keys
 
 struct py_ref {
   PyObject* p;
@@ -64,6 +67,142 @@ bool is_instance(PyObject* obj, PyObject* type) {
   return r == 1;
 }
 
+// ---- string escaping into a pre-grown buffer ---------------------------------------------
+// A string is written by growing `out` by its worst case (6 bytes a code unit, 12 for an
+// astral code point as a surrogate pair), writing through a pointer and trimming the rest:
+// one size check per string instead of one per character.
+
+constexpr char hex_digits[] = "0123456789abcdef";
+
+char* grow(std::string& out, std::size_t n) {
+  const std::size_t old = out.size();
+  out.resize(old + n);
+  return out.data() + old;
+}
+
+void trim(std::string& out, const char* end) { out.resize(static_cast<std::size_t>(end - out.data())); }
+
+char* put_u_escape(char* p, std::uint32_t unit) {
+  p[0] = '\\';
+  p[1] = 'u';
+  p[2] = hex_digits[(unit >> 12) & 0xF];
+  p[3] = hex_digits[(unit >> 8) & 0xF];
+  p[4] = hex_digits[(unit >> 4) & 0xF];
+  p[5] = hex_digits[unit & 0xF];
+  return p + 6;
+}
+
+// '"', '\\' and the controls below 0x20, which both schemes escape alike (json.dumps and RFC
+// 8785 agree on the two-character forms; other controls are \u00XX).
+char* put_ascii_escape(char* p, std::uint32_t c) {
+  char e = 0;
+  switch (c) {
+    case '"': e = '"'; break;
+    case '\\': e = '\\'; break;
+    case '\n': e = 'n'; break;
+    case '\r': e = 'r'; break;
+    case '\t': e = 't'; break;
+    case '\b': e = 'b'; break;
+    case '\f': e = 'f'; break;
+    default: return put_u_escape(p, c);
+  }
+  p[0] = '\\';
+  p[1] = e;
+  return p + 2;
+}
+
+char* put_utf8(char* p, std::uint32_t cp) {
+  if (cp < 0x800) {
+    p[0] = static_cast<char>(0xC0 | (cp >> 6));
+    p[1] = static_cast<char>(0x80 | (cp & 0x3F));
+    return p + 2;
+  }
+  if (cp < 0x10000) {
+    p[0] = static_cast<char>(0xE0 | (cp >> 12));
+    p[1] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    p[2] = static_cast<char>(0x80 | (cp & 0x3F));
+    return p + 3;
+  }
+  p[0] = static_cast<char>(0xF0 | (cp >> 18));
+  p[1] = static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+  p[2] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+  p[3] = static_cast<char>(0x80 | (cp & 0x3F));
+  return p + 4;
+}
+
+// legacy: json.dumps(ensure_ascii=True): ' '..'~' stays, everything else is \uXXXX (DEL and
+// lone surrogates included), astral code points as surrogate pairs.
+// jcs: only '"', '\\' and controls are escaped; lone surrogates were refused before this.
+template <class Unit>
+char* put_units(char* p, const Unit* units, std::size_t n, bool legacy) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint32_t c = units[i];
+    if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') {
+      *p++ = static_cast<char>(c);
+    } else if (c < 0x7F) {
+      p = put_ascii_escape(p, c);
+    } else if (!legacy) {
+      if (c == 0x7F) *p++ = static_cast<char>(c);
+      else p = put_utf8(p, c);
+    } else if (c < 0x10000) {
+      p = put_u_escape(p, c);
+    } else {
+      const std::uint32_t v = c - 0x10000;
+      p = put_u_escape(p, 0xD800 | (v >> 10));
+      p = put_u_escape(p, 0xDC00 | (v & 0x3FF));
+    }
+  }
+  return p;
+}
+
+// How many leading bytes of an ASCII string need no escaping. Eight bytes at a time: the
+// classic "has a byte below n / equal to c" word tests, exact for bytes below 0x80 (which an
+// ASCII str holds); the byte loop then finds the exact position inside a flagged word.
+std::size_t plain_ascii_prefix(const char* s, std::size_t n, bool legacy) {
+  constexpr std::uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+  auto has_byte = [](std::uint64_t x, std::uint64_t c) {
+    const std::uint64_t y = x ^ (ones * c);
+    return (y - ones) & ~y & highs;
+  };
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    std::uint64_t x;
+    std::memcpy(&x, s + i, 8);
+    std::uint64_t hit = ((x - ones * 0x20) & ~x & highs) | has_byte(x, '"') | has_byte(x, '\\');
+    if (legacy) hit |= has_byte(x, 0x7F);
+    if (hit) break;
+  }
+  for (; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == '"' || c == '\\' || (legacy && c == 0x7F)) break;
+  }
+  return i;
+}
+
+// Python's sorted() on str keys: code point order, which is the byte order of UTF-8/WTF-8.
+bool legacy_name_less(const object_canonicalizer::entry& a, const object_canonicalizer::entry& b) {
+  const std::size_t n = a.name_length < b.name_length ? a.name_length : b.name_length;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto x = static_cast<unsigned char>(a.name[i]), y = static_cast<unsigned char>(b.name[i]);
+    if (x != y) return x < y;
+  }
+  return a.name_length < b.name_length;
+}
+
+template <class Less>
+void sort_entries(object_canonicalizer::entry* first, object_canonicalizer::entry* last, Less less) {
+  if (static_cast<std::size_t>(last - first) > insertion_sort_limit) {
+    std::sort(first, last, less);
+    return;
+  }
+  for (auto* i = first + 1; i < last; ++i) {
+    const object_canonicalizer::entry e = *i;
+    auto* j = i;
+    for (; j > first && less(e, j[-1]); --j) *j = j[-1];
+    *j = e;
+  }
+}
+
 }  // namespace
 
 object_canonicalizer::object_canonicalizer(const canonical_options& options) : options_(options) {
@@ -86,9 +225,14 @@ object_canonicalizer::object_canonicalizer(const canonical_options& options) : o
     if (tokens.size() == 1) excluded_.push_back(tokens[0]);
     else pointers_.push_back(std::move(tokens));
   }
+  for (const auto& name : excluded_)
+    excluded_lengths_ |= name.size() < 64 ? std::uint64_t{1} << name.size() : std::uint64_t{1} << 63;
 }
 
 bool object_canonicalizer::is_excluded_name(std::string_view key) const {
+  // Most top-level keys have no excluded name of their length: one bit test instead of a scan.
+  const std::uint64_t bit = key.size() < 64 ? std::uint64_t{1} << key.size() : std::uint64_t{1} << 63;
+  if (!(excluded_lengths_ & bit)) return false;
   for (const auto& name : excluded_)
     if (name == key) return true;
   return false;
@@ -108,11 +252,19 @@ std::uint64_t object_canonicalizer::step_pointers(std::uint64_t active, std::siz
   return next;
 }
 
-void object_canonicalizer::write(PyObject* obj, std::string& out) {
+void object_canonicalizer::write(PyObject* obj, std::string& out) const {
+  // One workspace per thread keeps its capacity across calls. A nested call on the same thread
+  // (a __str__ that hashes) gets a fresh one rather than clobbering the outer walk's stacks.
+  thread_local workspace shared;
+  workspace nested;
+  workspace& ws = shared.busy ? nested : shared;
+  struct release {
+    workspace& ws;
+    ~release() { ws.busy = false; }
+  } guard{ws};
+  ws.busy = true;
   const std::uint64_t all = pointers_.empty() ? 0 : (std::uint64_t{1} << pointers_.size()) - 1;
-  members_.clear();
-  entries_.clear();
-  write_value(obj, 0, all, out);
+  write_value(ws, obj, 0, all, out);
 }
 
 void object_canonicalizer::check_depth(std::size_t depth) const {
@@ -125,8 +277,16 @@ void object_canonicalizer::check_depth(std::size_t depth) const {
           "nesting of " + std::to_string(depth) + " levels is deeper than this thread's stack allows");
 }
 
-void object_canonicalizer::write_value(PyObject* obj, std::size_t depth, std::uint64_t active, std::string& out) {
-  if (obj == Py_None) {
+void object_canonicalizer::write_value(workspace& ws, PyObject* obj, std::size_t depth, std::uint64_t active,
+                                       std::string& out) const {
+  // Exact types first (the common case, one pointer compare each), then json's own order of
+  // checks, which decides for subclasses: bool before int, str/int/float before list/dict.
+  PyTypeObject* type = Py_TYPE(obj);
+  if (type == &PyUnicode_Type) {
+    write_str(obj, out);
+  } else if (type == &PyLong_Type) {
+    write_int(obj, out);
+  } else if (obj == Py_None) {
     out.append(std::string_view("null"));
   } else if (obj == Py_True) {
     out.append(std::string_view("true"));
@@ -139,9 +299,9 @@ void object_canonicalizer::write_value(PyObject* obj, std::size_t depth, std::ui
   } else if (PyFloat_Check(obj)) {
     write_float(obj, out);
   } else if (PyList_Check(obj) || PyTuple_Check(obj)) {
-    write_sequence(obj, depth + 1, active, out);
+    write_sequence(ws, obj, depth + 1, active, out);
   } else if (PyDict_Check(obj)) {
-    write_dict(obj, depth + 1, active, out);
+    write_dict(ws, obj, depth + 1, active, out);
   } else {
     // json.dumps(default=str): the str() of anything else, encoded as a string.
     py_ref text(PyObject_Str(obj));
@@ -150,31 +310,46 @@ void object_canonicalizer::write_value(PyObject* obj, std::size_t depth, std::ui
   }
 }
 
-void object_canonicalizer::write_str(PyObject* str, std::string& out) {
-  const hash_scheme scheme = options_.scheme;
-  if (PyUnicode_IS_ASCII(str)) {
-    detail::append_quoted(out, std::string_view(static_cast<const char*>(PyUnicode_DATA(str)),
-                                                static_cast<std::size_t>(PyUnicode_GET_LENGTH(str))),
-                          scheme);
-    return;
-  }
-  // Read code points directly: this also covers lone surrogates, which Python strings may
-  // hold and which have no UTF-8 form.
+void object_canonicalizer::write_str(PyObject* str, std::string& out) const {
+  const bool legacy = options_.scheme == hash_scheme::legacy;
+  const auto n = static_cast<std::size_t>(PyUnicode_GET_LENGTH(str));
   const int kind = PyUnicode_KIND(str);
   const void* data = PyUnicode_DATA(str);
-  const Py_ssize_t n = PyUnicode_GET_LENGTH(str);
-  out.push_back('"');
-  for (Py_ssize_t i = 0; i < n; ++i) {
-    const Py_UCS4 cp = PyUnicode_READ(kind, data, i);
-    if (cp >= 0xD800 && cp <= 0xDFFF && scheme == hash_scheme::jcs)
-      raise(status::lone_surrogate, "string holds a lone surrogate (RFC 8785 requires valid Unicode)");
-    if (cp >= 0x20 && cp < 0x7F && cp != '"' && cp != '\\') out.push_back(static_cast<char>(cp));
-    else detail::append_code_point(out, cp, scheme);
+  std::size_t plain = 0;
+  if (PyUnicode_IS_ASCII(str)) {
+    plain = plain_ascii_prefix(static_cast<const char*>(data), n, legacy);
+    if (plain == n) {
+      char* p = grow(out, n + 2);
+      p[0] = '"';
+      std::memcpy(p + 1, data, n);
+      p[n + 1] = '"';
+      return;
+    }
+  } else if (!legacy && kind != PyUnicode_1BYTE_KIND) {
+    // A Python str may hold lone surrogates, which have no UTF-8 form.
+    for (std::size_t i = 0; i < n; ++i) {
+      const Py_UCS4 cp = PyUnicode_READ(kind, data, i);
+      if (cp >= 0xD800 && cp <= 0xDFFF)
+        raise(status::lone_surrogate, "string holds a lone surrogate (RFC 8785 requires valid Unicode)");
+    }
   }
-  out.push_back('"');
+  char* p = grow(out, (kind == PyUnicode_4BYTE_KIND ? 12 : 6) * n + 2);
+  *p++ = '"';
+  switch (kind) {
+    case PyUnicode_1BYTE_KIND: {
+      const auto* units = static_cast<const Py_UCS1*>(data);
+      std::memcpy(p, units, plain);
+      p = put_units(p + plain, units + plain, n - plain, legacy);
+      break;
+    }
+    case PyUnicode_2BYTE_KIND: p = put_units(p, static_cast<const Py_UCS2*>(data), n, legacy); break;
+    default: p = put_units(p, static_cast<const Py_UCS4*>(data), n, legacy); break;
+  }
+  *p++ = '"';
+  trim(out, p);
 }
 
-void object_canonicalizer::write_int(PyObject* value, std::string& out) {
+void object_canonicalizer::write_int(PyObject* value, std::string& out) const {
   int overflow = 0;
   const long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
   if (v == -1 && PyErr_Occurred()) python_error();
@@ -216,7 +391,7 @@ void object_canonicalizer::write_int(PyObject* value, std::string& out) {
   out.append(digits, static_cast<std::size_t>(len));
 }
 
-void object_canonicalizer::write_float(PyObject* value, std::string& out) {
+void object_canonicalizer::write_float(PyObject* value, std::string& out) const {
   const double d = PyFloat_AS_DOUBLE(value);
   if (!std::isfinite(d))
     raise(status::number_nan_inf, "NaN and Infinity have no JSON form (json.dumps would write NaN/Infinity)");
@@ -224,7 +399,8 @@ void object_canonicalizer::write_float(PyObject* value, std::string& out) {
   else detail::append_es_number(out, d);
 }
 
-void object_canonicalizer::write_sequence(PyObject* seq, std::size_t depth, std::uint64_t active, std::string& out) {
+void object_canonicalizer::write_sequence(workspace& ws, PyObject* seq, std::size_t depth, std::uint64_t active,
+                                          std::string& out) const {
   check_depth(depth);
   const bool legacy = options_.scheme == hash_scheme::legacy;
   const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
@@ -242,98 +418,152 @@ void object_canonicalizer::write_sequence(PyObject* seq, std::size_t depth, std:
     if (excluded) continue;
     if (!first) out.append(legacy ? std::string_view(", ") : std::string_view(","));
     first = false;
-    write_value(items[i], depth, next, out);
+    write_value(ws, items[i], depth, next, out);
   }
   out.push_back(']');
 }
 
-std::string_view object_canonicalizer::key_text(PyObject* key, std::vector<PyObject*>& keep_alive) {
-  if (PyUnicode_IS_ASCII(key))
-    return std::string_view(static_cast<const char*>(PyUnicode_DATA(key)),
-                            static_cast<std::size_t>(PyUnicode_GET_LENGTH(key)));
+namespace {
+
+// The key's text as the sort sees it: an ASCII str's own storage, else UTF-8 (cached by
+// CPython in the str), else WTF-8 for lone surrogates (code point order, like Python's sort),
+// kept alive in `owned`. False for a lone surrogate when the scheme refuses them.
+bool decode_name(PyObject* key, bool allow_surrogates, std::vector<PyObject*>& owned,
+                 object_canonicalizer::entry& e) {
+  if (PyUnicode_IS_ASCII(key)) {
+    e.name = static_cast<const char*>(PyUnicode_DATA(key));
+    e.name_length = static_cast<std::size_t>(PyUnicode_GET_LENGTH(key));
+    return true;
+  }
   Py_ssize_t len = 0;
-  if (const char* utf8 = PyUnicode_AsUTF8AndSize(key, &len)) return std::string_view(utf8, static_cast<std::size_t>(len));
-  // Lone surrogates: WTF-8 keeps code point order, which is what Python's sort uses.
+  if (const char* utf8 = PyUnicode_AsUTF8AndSize(key, &len)) {
+    e.name = utf8;
+    e.name_length = static_cast<std::size_t>(len);
+    return true;
+  }
   PyErr_Clear();
-  if (options_.scheme == hash_scheme::jcs)
-    raise(status::lone_surrogate, "member name holds a lone surrogate (RFC 8785 requires valid Unicode)");
+  e.name = "";
+  e.name_length = 0;
+  if (!allow_surrogates) return false;
   PyObject* bytes = PyUnicode_AsEncodedString(key, "utf-8", "surrogatepass");
   if (!bytes) python_error();
-  keep_alive.push_back(bytes);
-  return std::string_view(PyBytes_AS_STRING(bytes), static_cast<std::size_t>(PyBytes_GET_SIZE(bytes)));
+  owned.push_back(bytes);
+  e.name = PyBytes_AS_STRING(bytes);
+  e.name_length = static_cast<std::size_t>(PyBytes_GET_SIZE(bytes));
+  return true;
 }
 
-void object_canonicalizer::write_dict(PyObject* dict, std::size_t depth, std::uint64_t active, std::string& out) {
+}  // namespace
+
+// Pushes (key, value, name) for every member; false (nothing kept) at the first non-str key.
+bool object_canonicalizer::collect_str_keys(workspace& ws, PyObject* dict) const {
+  const bool jcs = options_.scheme == hash_scheme::jcs;
+  const std::size_t mark = ws.entries.size();
+  // Sized once and filled by index: push_back per member showed up in profiles, out of line.
+  ws.entries.resize(mark + static_cast<std::size_t>(PyDict_GET_SIZE(dict)));
+  std::size_t filled = mark;
+  bool bad_name = false;
+  PyObject* key;
+  PyObject* value;
+  Py_ssize_t pos = 0;
+  while (PyDict_Next(dict, &pos, &key, &value)) {
+    if (!PyUnicode_Check(key)) {
+      ws.entries.resize(mark);
+      return false;
+    }
+    entry& e = ws.entries[filled++];
+    e = entry{key, value, nullptr, 0};
+    if (!decode_name(key, !jcs, ws.owned, e)) bad_name = true;
+  }
+  ws.entries.resize(filled);
+  // Raised after the scan, so a dict that also has a non-str key reports that first.
+  if (bad_name) raise(status::lone_surrogate, "member name holds a lone surrogate (RFC 8785 requires valid Unicode)");
+  return true;
+}
+
+// json.dumps accepts str, int, float, bool and None keys, sorting the original keys (so mixed
+// types raise TypeError) and printing the others as JSON text. Entries come out in that order.
+void object_canonicalizer::collect_other_keys(workspace& ws, PyObject* dict) const {
+  py_ref keys(PyDict_Keys(dict));
+  if (!keys.p || PyList_Sort(keys.p) < 0) python_error();
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys.p); ++i) {
+    PyObject* k = PyList_GET_ITEM(keys.p, i);
+    PyObject* text;
+    if (PyUnicode_Check(k)) {
+      Py_INCREF(k);
+      text = k;
+    } else if (k == Py_True || k == Py_False || k == Py_None) {
+      text = PyUnicode_FromString(k == Py_True ? "true" : k == Py_False ? "false" : "null");
+    } else if (PyLong_Check(k)) {
+      text = PyLong_Type.tp_repr(k);
+    } else if (PyFloat_Check(k)) {
+      std::string s;
+      write_float(k, s);
+      text = PyUnicode_FromStringAndSize(s.data(), static_cast<Py_ssize_t>(s.size()));
+    } else {
+      PyErr_Format(PyExc_TypeError, "keys must be str, int, float, bool or None, not %.100s", Py_TYPE(k)->tp_name);
+      python_error();
+    }
+    if (!text) python_error();
+    ws.owned.push_back(text);
+    entry e{text, PyDict_GetItem(dict, k), nullptr, 0};
+    decode_name(text, true, ws.owned, e);
+    ws.entries.push_back(e);
+  }
+}
+
+void object_canonicalizer::write_dict(workspace& ws, PyObject* dict, std::size_t depth, std::uint64_t active,
+                                      std::string& out) const {
   check_depth(depth);
   const hash_scheme scheme = options_.scheme;
   const bool legacy = scheme == hash_scheme::legacy;
   const bool top = depth == 1;
-  std::vector<PyObject*> keep_alive;  // new references made for keys and converted values
-  struct cleanup {
-    std::vector<PyObject*>& v;
-    ~cleanup() {
-      for (PyObject* o : v) Py_DECREF(o);
+  // This dict's slice of the shared stacks, released however the walk ends.
+  struct unwind {
+    workspace& ws;
+    std::size_t entry_mark, owned_mark;
+    ~unwind() {
+      for (std::size_t i = owned_mark; i < ws.owned.size(); ++i) Py_DECREF(ws.owned[i]);
+      ws.owned.resize(owned_mark);
+      ws.entries.resize(entry_mark);
     }
-  } guard{keep_alive};
+  } guard{ws, ws.entries.size(), ws.owned.size()};
+  const std::size_t entry_mark = guard.entry_mark;
 
-  // json.dumps accepts str, int, float, bool and None keys, sorting the original keys
-  // (so mixed types raise TypeError) and printing the others as JSON text. Almost every dict
-  // has only str keys: one pass collects them, and only a non-str key takes the slow path.
-  PyObject* key;
-  PyObject* value;
-  Py_ssize_t pos = 0;
-  const std::size_t entry_mark = entries_.size();
-  bool all_str = true;
-  while (PyDict_Next(dict, &pos, &key, &value)) {
-    if (!PyUnicode_Check(key)) {
-      all_str = false;
-      break;
+  if (collect_str_keys(ws, dict)) {
+    // str keys of one dict are distinct, so no tie needs a stable order.
+    entry* first = ws.entries.data() + entry_mark;
+    entry* last = ws.entries.data() + ws.entries.size();
+    if (legacy) {
+      sort_entries(first, last, legacy_name_less);
+    } else {
+      sort_entries(first, last, [](const entry& a, const entry& b) {
+        return detail::compare_member_names({a.name, a.name_length}, {b.name, b.name_length}, hash_scheme::jcs) < 0;
+      });
     }
-    entries_.emplace_back(key, value);
-  }
-  if (!all_str) {
-    entries_.resize(entry_mark);
+  } else {
     if (scheme == hash_scheme::jcs) raise(status::invalid_argument, "RFC 8785 member names must be strings");
-    py_ref keys(PyDict_Keys(dict));
-    if (!keys.p || PyList_Sort(keys.p) < 0) python_error();
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys.p); ++i) {
-      PyObject* k = PyList_GET_ITEM(keys.p, i);
-      PyObject* text;
-      if (PyUnicode_Check(k)) {
-        Py_INCREF(k);
-        text = k;
-      } else if (k == Py_True || k == Py_False || k == Py_None) {
-        text = PyUnicode_FromString(k == Py_True ? "true" : k == Py_False ? "false" : "null");
-      } else if (PyLong_Check(k)) {
-        text = PyLong_Type.tp_repr(k);
-      } else if (PyFloat_Check(k)) {
-        std::string s;
-        write_float(k, s);
-        text = PyUnicode_FromStringAndSize(s.data(), static_cast<Py_ssize_t>(s.size()));
-      } else {
-        PyErr_Format(PyExc_TypeError, "keys must be str, int, float, bool or None, not %.100s", Py_TYPE(k)->tp_name);
-        python_error();
-      }
-      if (!text) python_error();
-      keep_alive.push_back(text);
-      entries_.emplace_back(text, PyDict_GetItem(dict, k));
-    }
+    collect_other_keys(ws, dict);
   }
-  const std::size_t entry_end = entries_.size();
+  const std::size_t entry_end = ws.entries.size();
 
-  const std::size_t member_mark = members_.size();
-  const std::size_t out_mark = out.size();
   const auto& sp = specials();
-  for (std::size_t e = entry_mark; e < entry_end; ++e) {
-    PyObject* k = entries_[e].first;
-    PyObject* v = entries_[e].second;
-    const std::string_view name = key_text(k, keep_alive);
+  out.push_back('{');
+  bool any = false;
+  // By index: nested dicts push onto the same vector, which may move its storage.
+  for (std::size_t i = entry_mark; i < entry_end; ++i) {
+    const entry e = ws.entries[i];
+    const std::string_view name(e.name, e.name_length);
     bool excluded = top && is_excluded_name(name);
     std::uint64_t next = 0;
     if (active) next = step_pointers(active, depth - 1, name, excluded);
     if (excluded) continue;
+    PyObject* v = e.value;
     if (top && legacy && v == Py_None) continue;
-    const std::size_t value_offset = out.size();
+    if (any) out.append(legacy ? std::string_view(", ") : std::string_view(","));
+    any = true;
+    write_str(e.key, out);
+    out.append(legacy ? std::string_view(": ") : std::string_view(":"));
     // Decimal and datetime are neither str, int, float, list nor dict: test only those others.
     const bool plain_json = PyUnicode_Check(v) || PyLong_Check(v) || PyFloat_Check(v) || PyDict_Check(v) ||
                             PyList_Check(v) || v == Py_None;
@@ -346,34 +576,10 @@ void object_canonicalizer::write_dict(PyObject* dict, std::size_t depth, std::ui
       if (!text.p) python_error();
       write_str(text.p, out);
     } else {
-      write_value(v, depth, next, out);
+      write_value(ws, v, depth, next, out);
     }
-    members_.push_back(member{name, k, value_offset, out.size() - value_offset});
   }
-
-  auto first = members_.begin() + static_cast<std::ptrdiff_t>(member_mark);
-  auto last = members_.end();
-  if (all_str) {
-    // str keys of one dict are distinct, so no tie needs a stable order.
-    std::sort(first, last, [scheme](const member& a, const member& b) {
-      return detail::compare_member_names(a.key, b.key, scheme) < 0;
-    });
-  }
-  scratch_.clear();
-  scratch_.push_back('{');
-  bool any = false;
-  for (auto it = first; it != last; ++it) {
-    if (any) scratch_.append(legacy ? std::string_view(", ") : std::string_view(","));
-    any = true;
-    write_str(it->key_object, scratch_);
-    scratch_.append(legacy ? std::string_view(": ") : std::string_view(":"));
-    scratch_.append(out, it->value_offset, it->value_length);
-  }
-  scratch_.push_back('}');
-  out.resize(out_mark);
-  out.append(scratch_);
-  members_.resize(member_mark);
-  entries_.resize(entry_mark);
+  out.push_back('}');
 }
 
 }  // namespace tds::python

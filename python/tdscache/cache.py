@@ -134,6 +134,16 @@ class Cache:
                        id_field: Optional[str] = None, modified_field: str = "last_modified_time",
                        force: bool = False) -> CheckReport:
         """Digests each dict (natively) and checks them all in one batch."""
+        batch = self._client.check_entities(entity_type, self.hasher.native, entities,
+                                            id_field=id_field or id_field_for(entity_type),
+                                            modified_field=modified_field, force=force)
+        return CheckReport.from_native(batch)
+
+    def _check_entities_reference(self, entity_type: str, entities: Sequence[Mapping[str, Any]], *,
+                                  id_field: Optional[str] = None, modified_field: str = "last_modified_time",
+                                  force: bool = False) -> CheckReport:
+        """check_entities() step by step through the facade: the slow path the tests hold the
+        native one-call path to (same ids, digests, last-modified values and decisions)."""
         field_name = id_field or id_field_for(entity_type)
         ids = [_entity_id(e, field_name) for e in entities]
         modified = [_text_or_none(e.get(modified_field)) for e in entities]
@@ -148,6 +158,18 @@ class Cache:
                                         modified_field=modified_field)
         batch = self._client.check_page(entity_type, records.native, scheme=self.scheme, force=force)
         return PageCheck(records=records, report=CheckReport.from_native(batch))
+
+    def check_pages(self, entity_type: str, bodies: Sequence[bytes | bytearray | memoryview], *,
+                    items_key: str = "items", id_field: Optional[str] = None,
+                    modified_field: str = "last_modified_time", force: bool = False) -> list[PageCheck]:
+        """check_page for many raw pages at once: all are hashed in one native call (the GIL
+        released, two threads) and all their items checked in one batch. One PageCheck per
+        page, in order, each committed like check_page's."""
+        bodies = list(bodies)
+        records = self.hasher.hash_pages(bodies, items_key=items_key, id_field=id_field or id_field_for(entity_type),
+                                         modified_field=modified_field)
+        batches = self._client.check_pages(entity_type, [r.native for r in records], scheme=self.scheme, force=force)
+        return [PageCheck(records=r, report=CheckReport.from_native(b)) for r, b in zip(records, batches)]
 
     # ---- commits ---------------------------------------------------------------------------
 
@@ -235,6 +257,12 @@ class AsyncCache:
                          items_key: str = "items", id_field: Optional[str] = None,
                          modified_field: str = "last_modified_time", force: bool = False) -> PageCheck:
         return await asyncio.to_thread(self.sync.check_page, entity_type, body, items_key=items_key,
+                                       id_field=id_field, modified_field=modified_field, force=force)
+
+    async def check_pages(self, entity_type: str, bodies: Sequence[bytes | bytearray | memoryview], *,
+                          items_key: str = "items", id_field: Optional[str] = None,
+                          modified_field: str = "last_modified_time", force: bool = False) -> list[PageCheck]:
+        return await asyncio.to_thread(self.sync.check_pages, entity_type, bodies, items_key=items_key,
                                        id_field=id_field, modified_field=modified_field, force=force)
 
     async def commit(self, report: CheckReport, indices: Sequence[int],

@@ -243,3 +243,38 @@ def test_small_thread_stacks_give_depth_exceeded_instead_of_crashing() -> None:
     assert len(lines) == 3
     for line in lines:
         assert line.startswith("depth_exceeded: ") and "stack" in line, line
+
+
+# -- option values the facade must refuse (or read) clearly ----------------------------------------
+
+
+def test_a_bare_str_is_one_pointer_or_field_not_a_sequence_of_characters() -> None:
+    data = {"a": 1, "b": {"c": 2}, "/": 3, "x": 4}
+    by_str = tdscache.Hasher(exclude_pointers="/b/c", exclude_fields="a")
+    by_list = tdscache.Hasher(exclude_pointers=["/b/c"], exclude_fields=["a"])
+    assert by_str.canonical(data) == by_list.canonical(data) == b'{"/": 3, "b": {}, "x": 4}'
+    assert tdscache.Hasher(exclude_pointers="/x").canonical(data) == b'{"/": 3, "a": 1, "b": {"c": 2}}'
+
+
+def test_exclusions_that_are_not_str_raise_type_error_naming_the_option() -> None:
+    with pytest.raises(TypeError, match="exclude_pointers"):
+        tdscache.Hasher(exclude_pointers=[b"/a"])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="exclude_fields"):
+        tdscache.Hasher(exclude_fields=[1])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("depth", [-1, 0, 4097, 2**70])
+def test_max_depth_out_of_range_is_a_config_error(depth: int) -> None:
+    with pytest.raises(tdscache.ConfigError, match="max_depth") as raised:
+        tdscache.Hasher(max_depth=depth)
+    assert raised.value.status_name == "invalid_argument"
+    assert isinstance(raised.value, ValueError)
+
+
+@pytest.mark.parametrize("option, value", [("mget_chunk", -1), ("mget_chunk", 0), ("mget_chunk", 2**64),
+                                           ("mget_chunk", "10"), ("mget_chunk", True), ("ttl_seconds", -5),
+                                           ("breaker_failures", 2**40), ("db", -1), ("command_timeout_ms", 1.5)])
+def test_bad_integer_client_options_are_config_errors_naming_the_option(option: str, value: Any) -> None:
+    with pytest.raises(tdscache.ConfigError, match=option) as raised:
+        tdscache.Cache("redis://127.0.0.1:1/0", **{option: value})
+    assert raised.value.status_name == "invalid_argument"
