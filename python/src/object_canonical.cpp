@@ -403,12 +403,12 @@ void object_canonicalizer::write_sequence(workspace& ws, PyObject* seq, std::siz
                                           std::string& out) const {
   check_depth(depth);
   const bool legacy = options_.scheme == hash_scheme::legacy;
-  const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-  PyObject** items = PySequence_Fast_ITEMS(seq);
   out.push_back('[');
   bool first = true;
   char index_text[24];
-  for (Py_ssize_t i = 0; i < n; ++i) {
+  // The size is read again and each item held while it is written: an item's str() may run
+  // Python code that shrinks this list, and a cached size or item pointer would then dangle.
+  for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); ++i) {
     std::uint64_t next = 0;
     bool excluded = false;
     if (active) {
@@ -418,7 +418,10 @@ void object_canonicalizer::write_sequence(workspace& ws, PyObject* seq, std::siz
     if (excluded) continue;
     if (!first) out.append(legacy ? std::string_view(", ") : std::string_view(","));
     first = false;
-    write_value(ws, items[i], depth, next, out);
+    PyObject* item = PySequence_Fast_GET_ITEM(seq, i);
+    Py_INCREF(item);
+    py_ref held(item);
+    write_value(ws, item, depth, next, out);
   }
   out.push_back(']');
 }
@@ -455,6 +458,15 @@ bool decode_name(PyObject* key, bool allow_surrogates, std::vector<PyObject*>& o
 
 }  // namespace
 
+// Drops the entries above `mark` and the references they hold.
+static void release_entries(object_canonicalizer::workspace& ws, std::size_t mark) {
+  for (std::size_t i = mark; i < ws.entries.size(); ++i) {
+    Py_XDECREF(ws.entries[i].key);
+    Py_XDECREF(ws.entries[i].value);
+  }
+  ws.entries.resize(mark);
+}
+
 // Pushes (key, value, name) for every member; false (nothing kept) at the first non-str key.
 bool object_canonicalizer::collect_str_keys(workspace& ws, PyObject* dict) const {
   const bool jcs = options_.scheme == hash_scheme::jcs;
@@ -468,10 +480,12 @@ bool object_canonicalizer::collect_str_keys(workspace& ws, PyObject* dict) const
   Py_ssize_t pos = 0;
   while (PyDict_Next(dict, &pos, &key, &value)) {
     if (!PyUnicode_Check(key)) {
-      ws.entries.resize(mark);
+      release_entries(ws, mark);
       return false;
     }
     entry& e = ws.entries[filled++];
+    Py_INCREF(key);
+    Py_INCREF(value);
     e = entry{key, value, nullptr, 0};
     if (!decode_name(key, !jcs, ws.owned, e)) bad_name = true;
   }
@@ -505,10 +519,16 @@ void object_canonicalizer::collect_other_keys(workspace& ws, PyObject* dict) con
       python_error();
     }
     if (!text) python_error();
-    ws.owned.push_back(text);
-    entry e{text, PyDict_GetItem(dict, k), nullptr, 0};
-    decode_name(text, true, ws.owned, e);
+    PyObject* value = PyDict_GetItem(dict, k);
+    if (!value) {  // gone already: a key's __lt__ ran Python code that changed this dict
+      Py_DECREF(text);
+      PyErr_SetString(PyExc_RuntimeError, "dictionary changed size during hashing");
+      python_error();
+    }
+    Py_INCREF(value);
+    entry e{text, value, nullptr, 0};
     ws.entries.push_back(e);
+    decode_name(text, true, ws.owned, ws.entries.back());
   }
 }
 
@@ -525,7 +545,7 @@ void object_canonicalizer::write_dict(workspace& ws, PyObject* dict, std::size_t
     ~unwind() {
       for (std::size_t i = owned_mark; i < ws.owned.size(); ++i) Py_DECREF(ws.owned[i]);
       ws.owned.resize(owned_mark);
-      ws.entries.resize(entry_mark);
+      release_entries(ws, entry_mark);
     }
   } guard{ws, ws.entries.size(), ws.owned.size()};
   const std::size_t entry_mark = guard.entry_mark;

@@ -38,8 +38,11 @@ class object_canonicalizer {
 
   // The working stacks of one write(): dict entries being sorted, and new references to drop.
   struct entry {
-    PyObject* key;    // borrowed from the dict, or owned through `owned`
-    PyObject* value;  // borrowed
+    // Both held as new references while the dict is written (released by write_dict's unwind):
+    // a member's str() may run Python code that mutates this dict, and a borrowed key or value
+    // could then be freed under the walk.
+    PyObject* key;
+    PyObject* value;
     const char* name; // the key decoded (UTF-8, or WTF-8 for lone surrogates)
     std::size_t name_length;
   };

@@ -213,3 +213,48 @@ def test_threads_sharing_a_hasher_while_str_yields_the_gil_get_exact_digests() -
     for t in threads:
         t.join()
     assert not failures, failures[:2]
+
+
+
+# A value whose str() empties the container holding it. Hashing such data must not crash; what
+# it hashes to is unspecified. Run in a child under PYTHONMALLOC=debug, which overwrites freed
+# memory, so a walk that kept a borrowed reference to a removed member crashes there reliably
+# instead of reading memory that merely happens to be intact.
+_MUTATION_SCRIPT = """
+import tdscache
+
+class Mutator:
+    def __init__(self, container):
+        self.container = container
+    def __str__(self):
+        if isinstance(self.container, dict):
+            self.container.clear()
+        else:
+            del self.container[:]
+        return "mutated"
+
+hasher = tdscache.Hasher()
+for _ in range(50):
+    data = {}
+    data["a_first"] = Mutator(data)
+    data["b_value"] = ["x" * 50, {"deep": "y" * 40}]
+    data["c_value"] = "z" * 100
+    assert len(hasher.digest(data)) == 32
+    items = []
+    items.append(Mutator(items))
+    items.extend(["x" * 60, {"k": "v" * 30}, [1, 2, 3]])
+    assert len(hasher.digest({"items": items})) == 32
+print("ok")
+"""
+
+
+def test_containers_emptied_by_a_member_str_during_the_walk() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONMALLOC="debug")
+    done = subprocess.run([sys.executable, "-c", _MUTATION_SCRIPT], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "ok"
