@@ -5,6 +5,8 @@
 
 #include <simdjson.h>
 
+#include <bit>
+#include <cstring>
 #include <new>
 
 #include "tdscache/detail/ascii_json.hpp"
@@ -122,11 +124,9 @@ error missing(std::string_view field) {
 
 bool is_hex_digest(std::string_view text) noexcept {
   if (text.size() != 64) return false;
-  for (const char c : text) {
-    const bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-    if (!hex) return false;
-  }
-  return true;
+  unsigned bad = 0;
+  for (const char c : text) bad |= detail::hex_digit_values[static_cast<unsigned char>(c)];
+  return (bad & 0x10) == 0;
 }
 
 // A string, or an integer kept as its decimal digits (JSON integers have exactly one
@@ -242,7 +242,9 @@ result<entity_state> decode_object(const simdjson::dom::object& object) {
 
 }  // namespace
 
-result<entity_state> decode_state(std::string_view value) {
+namespace detail {
+
+result<entity_state> decode_state_dom(std::string_view value) {
   try {
     thread_local decoder local;
     local.buffer.assign(value);
@@ -268,6 +270,213 @@ result<entity_state> decode_state(std::string_view value) {
   } catch (...) {
     return make_error(status::internal, "cached state: unexpected failure while decoding");
   }
+}
+
+namespace {
+
+// The scanner accepts only what it can decode exactly as simdjson would: no escapes (the raw
+// bytes are then the string), printable ASCII only (so no UTF-8 to validate), integers without
+// sign, fraction or exponent and short enough for int64 whatever the digits.
+constexpr std::size_t max_scanned_digits = 18;
+
+enum class scanned_kind { string, integer, null, boolean };
+
+struct scanned_value {
+  scanned_kind kind = scanned_kind::null;
+  std::string_view text;  // a string's bytes, an integer's digits
+  std::int64_t integer = 0;
+};
+
+// SWAR over 8 bytes at a time: a 0x80 bit per byte that is a quote, or that the fast path
+// refuses inside a string (a control character, DEL or above, a backslash). The flags can be
+// wrong only in bytes above a byte that is truly flagged, so the lowest flag is exact.
+constexpr std::uint64_t ones = 0x0101010101010101ull;
+constexpr std::uint64_t highs = 0x8080808080808080ull;
+constexpr std::uint64_t zero_bytes(std::uint64_t x) noexcept { return (x - ones) & ~x & highs; }
+constexpr std::uint64_t quote_bytes(std::uint64_t w) noexcept { return zero_bytes(w ^ (ones * '"')); }
+constexpr std::uint64_t refused_bytes(std::uint64_t w) noexcept {
+  const std::uint64_t below_space = (w - ones * 0x20) & ~w & highs;
+  const std::uint64_t above_tilde = ((w + ones * (0x7f - 0x7e)) | w) & highs;
+  return below_space | above_tilde | zero_bytes(w ^ (ones * '\\'));
+}
+
+bool refused_byte(unsigned char c) noexcept { return c < 0x20 || c > 0x7e || c == '\\'; }
+
+// A string at p (which is past the opening quote); p ends past the closing quote.
+bool scan_string(const char*& p, const char* end, std::string_view& out) noexcept {
+  const char* start = p;
+  while (end - p >= 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    if constexpr (std::endian::native == std::endian::big) w = __builtin_bswap64(w);
+    const std::uint64_t quotes = quote_bytes(w);
+    const std::uint64_t refused = refused_bytes(w);
+    if (quotes != 0) {
+      const std::uint64_t before = (quotes & -quotes) - 1;  // the bits below the first quote
+      if ((refused & before) != 0) return false;
+      p += std::countr_zero(quotes) / 8;
+      out = std::string_view(start, static_cast<std::size_t>(p - start));
+      ++p;
+      return true;
+    }
+    if (refused != 0) return false;
+    p += 8;
+  }
+  for (; p < end; ++p) {
+    const auto c = static_cast<unsigned char>(*p);
+    if (c == '"') {
+      out = std::string_view(start, static_cast<std::size_t>(p - start));
+      ++p;
+      return true;
+    }
+    if (refused_byte(c)) return false;
+  }
+  return false;
+}
+
+bool scan_literal(const char*& p, const char* end, std::string_view word) noexcept {
+  if (static_cast<std::size_t>(end - p) < word.size() ||
+      std::string_view(p, word.size()) != word) {
+    return false;
+  }
+  p += word.size();
+  return true;
+}
+
+bool scan_value(const char*& p, const char* end, scanned_value& out) noexcept {
+  if (p >= end) return false;
+  const char c = *p;
+  if (c == '"') {
+    out.kind = scanned_kind::string;
+    return scan_string(++p, end, out.text);
+  }
+  if (c >= '0' && c <= '9') {
+    const char* start = p;
+    std::int64_t n = 0;
+    for (; p < end && *p >= '0' && *p <= '9'; ++p) {
+      if (static_cast<std::size_t>(p - start) == max_scanned_digits) return false;
+      n = n * 10 + (*p - '0');
+    }
+    const auto digits = static_cast<std::size_t>(p - start);
+    // "01" is not JSON; the DOM path says so.
+    if (digits > 1 && *start == '0') return false;
+    out.kind = scanned_kind::integer;
+    out.text = std::string_view(start, digits);
+    out.integer = n;
+    return true;
+  }
+  out.kind = c == 'n' ? scanned_kind::null : scanned_kind::boolean;
+  return scan_literal(p, end, "null") || scan_literal(p, end, "true") ||
+         scan_literal(p, end, "false");
+}
+
+enum field_bit : unsigned {
+  f_entity_type = 1, f_entity_id = 2, f_local_id = 4, f_content_hash = 8,
+  f_last_modified_time = 16, f_cached_at = 32, f_sync_count = 64, f_hash_scheme = 128,
+};
+constexpr unsigned required_fields =
+    f_entity_type | f_entity_id | f_content_hash | f_cached_at | f_sync_count;
+
+unsigned field_of(std::string_view key) noexcept {
+  if (key == "entity_type") return f_entity_type;
+  if (key == "entity_id") return f_entity_id;
+  if (key == "local_id") return f_local_id;
+  if (key == "content_hash") return f_content_hash;
+  if (key == "last_modified_time") return f_last_modified_time;
+  if (key == "cached_at") return f_cached_at;
+  if (key == "sync_count") return f_sync_count;
+  if (key == "hash_scheme") return f_hash_scheme;
+  return 0;
+}
+
+// Stores one known field; false when its value is not one the DOM path would accept (the
+// DOM path then produces the error).
+bool take_field(unsigned field, const scanned_value& v, state_view& out) noexcept {
+  const bool is_string = v.kind == scanned_kind::string;
+  const bool is_null = v.kind == scanned_kind::null;
+  const bool is_integer = v.kind == scanned_kind::integer;
+  switch (field) {
+    case f_entity_type:
+      out.entity_type = v.text;
+      return is_string;
+    case f_entity_id:
+      out.entity_id = v.text;
+      return is_string || is_integer;
+    case f_local_id:
+      if (!is_null) out.local_id = v.text;
+      return is_string || is_integer || is_null;
+    case f_content_hash:
+      out.content_hash = v.text;
+      return is_string && is_hex_digest(v.text);
+    case f_last_modified_time:
+      if (!is_null) out.last_modified_time = v.text;
+      return is_string || is_null;
+    case f_cached_at:
+      out.cached_at = v.text;
+      return is_string;
+    case f_sync_count:
+      out.sync_count = v.integer;
+      return is_integer;
+    case f_hash_scheme:
+      return is_string && (out.scheme = parse_scheme(v.text)).has_value();
+    default:
+      return true;  // an unknown field: any scalar will do
+  }
+}
+
+}  // namespace
+
+std::optional<state_view> scan_state(std::string_view value) noexcept {
+  const char* p = value.data();
+  const char* const end = p + value.size();
+  if (p == end || *p++ != '{') return std::nullopt;
+  state_view out;
+  unsigned seen = 0;
+  for (;;) {
+    std::string_view key;
+    if (p == end || *p++ != '"' || !scan_string(p, end, key)) return std::nullopt;
+    if (p == end || *p++ != ':') return std::nullopt;
+    if (p != end && *p == ' ') ++p;
+    scanned_value v;
+    if (!scan_value(p, end, v)) return std::nullopt;
+    const unsigned field = field_of(key);
+    // A repeated field: the DOM path applies them in order, errors included.
+    if ((seen & field) != 0 || !take_field(field, v, out)) return std::nullopt;
+    seen |= field;
+    if (p == end) return std::nullopt;
+    const char next = *p++;
+    if (next == '}') break;
+    if (next != ',') return std::nullopt;
+    if (p != end && *p == ' ') ++p;
+  }
+  if (p != end || (seen & required_fields) != required_fields) return std::nullopt;
+  return out;
+}
+
+entity_state to_entity_state(const state_view& v) {
+  entity_state s;
+  s.entity_type.assign(v.entity_type);
+  s.entity_id.assign(v.entity_id);
+  if (v.local_id) s.local_id.emplace(*v.local_id);
+  s.content_hash.assign(v.content_hash);
+  if (v.last_modified_time) s.last_modified_time.emplace(*v.last_modified_time);
+  s.cached_at.assign(v.cached_at);
+  s.sync_count = v.sync_count;
+  s.scheme = v.scheme;
+  return s;
+}
+
+}  // namespace detail
+
+result<entity_state> decode_state(std::string_view value) {
+  if (const auto view = detail::scan_state(value)) {
+    try {
+      return detail::to_entity_state(*view);
+    } catch (const std::bad_alloc&) {
+      return make_error(status::out_of_memory, "cached state: out of memory while decoding");
+    }
+  }
+  return detail::decode_state_dom(value);
 }
 
 encoded_state encode_state_parts(const entity_state& s) {
