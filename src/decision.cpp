@@ -65,7 +65,9 @@ reason decide_from_state(const entity_check& check, std::string_view value,
                          const decision_policy& policy, instant now) {
   // The common case, a value tdscache or the legacy service wrote, decodes into views of the
   // value; anything else goes through the reference decoder (same state, or its error).
-  if (const auto view = detail::scan_state(value)) return decide_from_view(check, *view, policy, now);
+  if (detail::state_view view; detail::scan_state(value, view)) {
+    return decide_from_view(check, view, policy, now);
+  }
   result<entity_state> decoded = detail::decode_state_dom(value);
   if (!decoded) {
     // Running out of memory says nothing about the entry; report it as the check failing.

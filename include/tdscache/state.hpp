@@ -79,8 +79,9 @@ struct state_view {
 // integers of at most 18 digits, null, true and false, separated by "," or ", " and ":" or
 // ": ", no duplicate known field, every field valid. nullopt whenever the value is anything
 // else, valid or not: then decode_state_dom() decides, and its answer (a state or an error)
-// is the answer. When this returns a view, decode_state_dom() returns the same state.
-std::optional<state_view> scan_state(std::string_view value) noexcept;
+// is the answer. When this returns true, decode_state_dom() returns the state `out` views
+// (`out` is unspecified after false).
+bool scan_state(std::string_view value, state_view& out) noexcept;
 
 // The reference decoder (simdjson DOM, full validation), with decode_state's contract.
 result<entity_state> decode_state_dom(std::string_view value);

@@ -21,7 +21,12 @@ using tds::entity_state;
 using tds::hash_scheme;
 using tds::reason;
 using tds::detail::decode_state_dom;
-using tds::detail::scan_state;
+
+std::optional<tds::detail::state_view> scan_state(std::string_view value) {
+  tds::detail::state_view out;
+  if (tds::detail::scan_state(value, out)) return out;
+  return std::nullopt;
+}
 
 bool same_state(const entity_state& a, const entity_state& b) {
   return a.entity_type == b.entity_type && a.entity_id == b.entity_id && a.local_id == b.local_id &&
@@ -365,6 +370,37 @@ TEST(StateFastPath, InvalidKnownFieldsAreLeftToTheDomForItsError) {
     ASSERT_FALSE(decoded.ok()) << v;
     EXPECT_EQ(decoded.error().message, decode_state_dom(v).error().message);
     expect_agreement(v, tds::digest{});
+  }
+}
+
+// The scanner reads strings 16 and 8 bytes at a time, then byte by byte: every byte value at
+// every position of strings long enough to reach each of those loops, and of the hash.
+TEST(StateFastDifferential, EveryByteAtEveryPositionOfAStringAgrees) {
+  tds::digest d{};
+  for (std::size_t length = 1; length <= 40; ++length) {
+    for (std::size_t at = 0; at < length; ++at) {
+      for (int byte = 0; byte < 256; ++byte) {
+        std::string id(length, 'x');
+        id[at] = static_cast<char>(byte);
+        // A quote ends the string early, so what follows is usually broken JSON: still a case.
+        expect_agreement(legacy_with("\"" + id + "\""), d);
+        // As the last field, the string ends within 16 bytes of the value's end, where the
+        // 8-byte and byte-by-byte loops take over.
+        expect_agreement(legacy_with("\"1\"", ", \"z\": \"" + id + "\""), d);
+      }
+    }
+  }
+  for (std::size_t at = 0; at < 64; ++at) {
+    for (int byte = 0; byte < 256; ++byte) {
+      std::string hash(hash_a);
+      hash[at] = static_cast<char>(byte);
+      const std::string value = legacy_with("\"1\"").replace(
+          legacy_with("\"1\"").find(hash_a), 64, hash);
+      const bool hex = std::isxdigit(byte) != 0;
+      EXPECT_EQ(scan_state(value).has_value(), hex) << at << " " << byte;
+      EXPECT_EQ(tds::decode_state(value).ok(), hex) << at << " " << byte;
+      expect_agreement(value, d);
+    }
   }
 }
 
