@@ -22,14 +22,14 @@ constexpr std::array<std::string_view, reason_count> reason_names = {
 // Text that is not 64 hex digits never matches, which means "changed", which means sync.
 bool same_digest(std::string_view stored_hex, const digest& d) noexcept {
   if (stored_hex.size() != d.bytes.size() * 2) return false;
-  unsigned differ = 0;
+  // An early exit, on purpose: GCC vectorizes an OR-accumulating loop into byte-by-byte word
+  // assembly that costs several times this one.
   for (std::size_t i = 0; i < d.bytes.size(); ++i) {
     const unsigned high = detail::hex_digit_values[static_cast<unsigned char>(stored_hex[2 * i])];
     const unsigned low = detail::hex_digit_values[static_cast<unsigned char>(stored_hex[2 * i + 1])];
-    // A non-digit (0x10) sets a bit above the byte, so it can never compare equal.
-    differ |= ((high << 4) | low) ^ d.bytes[i];
+    if ((high | low) > 0xf || ((high << 4) | low) != d.bytes[i]) return false;
   }
-  return differ == 0;
+  return true;
 }
 
 // now - max_age, saturating, so a huge or negative max age cannot wrap around.
