@@ -22,6 +22,58 @@ namespace {
 
 bool is_continuation(unsigned char byte) noexcept { return (byte & 0xc0) == 0x80; }
 
+// SWAR over 8 bytes: a 0x80 bit in each byte that is '"', '\\', below 0x20 or from 0x7f up.
+// A flag can be wrong only in a byte above a truly flagged one, so the lowest flag is exact.
+constexpr std::uint64_t ones = 0x0101010101010101ull;
+constexpr std::uint64_t highs = 0x8080808080808080ull;
+constexpr std::uint64_t zero_bytes(std::uint64_t x) noexcept { return (x - ones) & ~x & highs; }
+constexpr std::uint64_t stop_bytes(std::uint64_t w) noexcept {
+  const std::uint64_t below_space = (w - ones * 0x20) & ~w & highs;
+  const std::uint64_t above_tilde = ((w + ones * (0x7f - 0x7e)) | w) & highs;
+  return below_space | above_tilde | zero_bytes(w ^ (ones * '"')) | zero_bytes(w ^ (ones * '\\'));
+}
+
+bool is_stop_byte(unsigned char c) noexcept { return c < 0x20 || c > 0x7e || c == '"' || c == '\\'; }
+
+}  // namespace
+
+// The JSON string bytes that are written as they are, read as they are, and need no UTF-8
+// check: printable ASCII except '"' and '\\'. Both the encoder and the fast decoder (which
+// refuses anything else) spend most of their time here, hence 16 bytes a step.
+std::size_t plain_run(const char* p, const char* end) noexcept {
+  const char* const start = p;
+#if defined(__SSE2__)
+  // A signed compare with 0x20 catches control characters and every byte from 0x80 up.
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i backslash = _mm_set1_epi8('\\');
+  const __m128i del = _mm_set1_epi8(0x7f);
+  const __m128i space = _mm_set1_epi8(0x20);
+  while (end - p >= 16) {
+    const __m128i chunk = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i stop = _mm_or_si128(
+        _mm_or_si128(_mm_cmplt_epi8(chunk, space), _mm_cmpeq_epi8(chunk, del)),
+        _mm_or_si128(_mm_cmpeq_epi8(chunk, quote), _mm_cmpeq_epi8(chunk, backslash)));
+    if (const auto mask = static_cast<unsigned>(_mm_movemask_epi8(stop)); mask != 0) {
+      return static_cast<std::size_t>(p - start) + static_cast<std::size_t>(std::countr_zero(mask));
+    }
+    p += 16;
+  }
+#endif
+  while (end - p >= 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    if constexpr (std::endian::native == std::endian::big) w = __builtin_bswap64(w);
+    if (const std::uint64_t stop = stop_bytes(w); stop != 0) {
+      return static_cast<std::size_t>(p - start) + static_cast<std::size_t>(std::countr_zero(stop) / 8);
+    }
+    p += 8;
+  }
+  while (p < end && !is_stop_byte(static_cast<unsigned char>(*p))) ++p;
+  return static_cast<std::size_t>(p - start);
+}
+
+namespace {
+
 // Length of the well-formed UTF-8 sequence starting at bytes[at] and its code point, or 0
 // when the bytes there are not one (overlong forms, surrogates, > U+10FFFF, truncation).
 // json_text's decoder trusts its input; ids come from callers, so this one checks.
@@ -62,11 +114,7 @@ void append_ascii_json_string(std::string& out, std::string_view bytes) {
   std::size_t at = 0;
   while (at < bytes.size()) {
     // Copy the longest run that needs no escaping in one append.
-    std::size_t run_end = at;
-    while (run_end < bytes.size() && bytes[run_end] >= 0x20 && bytes[run_end] < 0x7f &&
-           bytes[run_end] != '"' && bytes[run_end] != '\\') {
-      ++run_end;
-    }
+    const std::size_t run_end = at + plain_run(bytes.data() + at, bytes.data() + bytes.size());
     out.append(bytes.substr(at, run_end - at));
     at = run_end;
     if (at == bytes.size()) break;
@@ -309,76 +357,16 @@ struct scanned_value {
   std::int64_t integer = 0;
 };
 
-// SWAR over 8 bytes at a time: a 0x80 bit per byte that is a quote, or that the fast path
-// refuses inside a string (a control character, DEL or above, a backslash). The flags can be
-// wrong only in bytes above a byte that is truly flagged, so the lowest flag is exact.
-constexpr std::uint64_t ones = 0x0101010101010101ull;
-constexpr std::uint64_t highs = 0x8080808080808080ull;
-constexpr std::uint64_t zero_bytes(std::uint64_t x) noexcept { return (x - ones) & ~x & highs; }
-constexpr std::uint64_t quote_bytes(std::uint64_t w) noexcept { return zero_bytes(w ^ (ones * '"')); }
-constexpr std::uint64_t refused_bytes(std::uint64_t w) noexcept {
-  const std::uint64_t below_space = (w - ones * 0x20) & ~w & highs;
-  const std::uint64_t above_tilde = ((w + ones * (0x7f - 0x7e)) | w) & highs;
-  return below_space | above_tilde | zero_bytes(w ^ (ones * '\\'));
-}
-
-bool refused_byte(unsigned char c) noexcept { return c < 0x20 || c > 0x7e || c == '\\'; }
-
-// A string at p (which is past the opening quote); p ends past the closing quote.
+// A string at p (which is past the opening quote); p ends past the closing quote. Any byte
+// plain_run stops at other than the closing quote sends the value to the DOM decoder.
 inline __attribute__((always_inline)) bool scan_string(const char*& p, const char* end,
                                                   std::string_view& out) noexcept {
   const char* start = p;
-#if defined(__SSE2__)
-  // 16 bytes a step. A signed compare with 0x20 catches control characters and every byte
-  // from 0x80 up at once.
-  const __m128i quote = _mm_set1_epi8('"');
-  const __m128i backslash = _mm_set1_epi8('\\');
-  const __m128i del = _mm_set1_epi8(0x7f);
-  const __m128i space = _mm_set1_epi8(0x20);
-  while (end - p >= 16) {
-    const __m128i chunk = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    const auto quotes = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(chunk, quote)));
-    const auto refused = static_cast<unsigned>(_mm_movemask_epi8(
-        _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(chunk, space), _mm_cmpeq_epi8(chunk, backslash)),
-                     _mm_cmpeq_epi8(chunk, del))));
-    if (quotes != 0) {
-      if ((refused & ((quotes & -quotes) - 1)) != 0) return false;
-      p += std::countr_zero(quotes);
-      out = std::string_view(start, static_cast<std::size_t>(p - start));
-      ++p;
-      return true;
-    }
-    if (refused != 0) return false;
-    p += 16;
-  }
-#endif
-  while (end - p >= 8) {
-    std::uint64_t w;
-    std::memcpy(&w, p, 8);
-    if constexpr (std::endian::native == std::endian::big) w = __builtin_bswap64(w);
-    const std::uint64_t quotes = quote_bytes(w);
-    const std::uint64_t refused = refused_bytes(w);
-    if (quotes != 0) {
-      const std::uint64_t before = (quotes & -quotes) - 1;  // the bits below the first quote
-      if ((refused & before) != 0) return false;
-      p += std::countr_zero(quotes) / 8;
-      out = std::string_view(start, static_cast<std::size_t>(p - start));
-      ++p;
-      return true;
-    }
-    if (refused != 0) return false;
-    p += 8;
-  }
-  for (; p < end; ++p) {
-    const auto c = static_cast<unsigned char>(*p);
-    if (c == '"') {
-      out = std::string_view(start, static_cast<std::size_t>(p - start));
-      ++p;
-      return true;
-    }
-    if (refused_byte(c)) return false;
-  }
-  return false;
+  p += plain_run(p, end);
+  if (p == end || *p != '"') return false;
+  out = std::string_view(start, static_cast<std::size_t>(p - start));
+  ++p;
+  return true;
 }
 
 bool scan_literal(const char*& p, const char* end, std::string_view word) noexcept {
@@ -417,10 +405,10 @@ bool scan_value(const char*& p, const char* end, scanned_value& out) noexcept {
          scan_literal(p, end, "false");
 }
 
-enum field_bit : unsigned {
-  f_entity_type = 1, f_entity_id = 2, f_local_id = 4, f_content_hash = 8,
-  f_last_modified_time = 16, f_cached_at = 32, f_sync_count = 64, f_hash_scheme = 128,
-};
+// One bit per known field (0: any other field).
+constexpr unsigned f_entity_type = 1, f_entity_id = 2, f_local_id = 4, f_content_hash = 8,
+                   f_last_modified_time = 16, f_cached_at = 32, f_sync_count = 64,
+                   f_hash_scheme = 128;
 constexpr unsigned required_fields =
     f_entity_type | f_entity_id | f_content_hash | f_cached_at | f_sync_count;
 

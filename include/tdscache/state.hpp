@@ -62,6 +62,10 @@ inline constexpr auto hex_digit_values = [] {
   return table;
 }();
 
+// How many bytes from p on are printable ASCII other than '"' and '\\' (JSON writes and
+// reads them as they are).
+std::size_t plain_run(const char* p, const char* end) noexcept;
+
 // A decoded state whose strings are views into the stored value: what decide() reads
 // without copying a byte. Valid as long as that value is.
 struct state_view {

@@ -404,6 +404,26 @@ TEST(StateFastDifferential, EveryByteAtEveryPositionOfAStringAgrees) {
   }
 }
 
+// The encoder copies plain runs 16 and 8 bytes at a time: one byte of every value at every
+// position of a 1-40 byte string must come out as it does on its own.
+TEST(StateFastPath, EncoderEscapesEveryByteAtEveryPositionAsOnItsOwn) {
+  for (int byte = 0; byte < 256; ++byte) {
+    std::string alone;
+    tds::detail::append_ascii_json_string(alone, std::string(1, static_cast<char>(byte)));
+    const std::string inner = alone.substr(1, alone.size() - 2);
+    for (std::size_t length = 1; length <= 40; ++length) {
+      for (std::size_t at = 0; at < length; ++at) {
+        std::string text(length, 'x');
+        text[at] = static_cast<char>(byte);
+        std::string encoded;
+        tds::detail::append_ascii_json_string(encoded, text);
+        ASSERT_EQ(encoded, "\"" + std::string(at, 'x') + inner + std::string(length - at - 1, 'x') + "\"")
+            << byte << " at " << at << " of " << length;
+      }
+    }
+  }
+}
+
 TEST(StateFastPath, RetractionMarkerIsStillNoCacheEntry) {
   const std::string marker =
       R"({"entity_type": "p", "entity_id": "1", "content_hash": ")" + std::string(64, '0') +
