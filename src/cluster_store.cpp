@@ -750,10 +750,11 @@ class cluster_store final : public store {
   // reason within the cooldown.
   void refresh_after_trouble(deadline until) {
     const auto now = steady_clock::now();
-    if (now - troubled_at_ < tuning_.refresh_cooldown) {
+    if (troubled_ && now - troubled_at_ < tuning_.refresh_cooldown) {
       refresh_due_ = true;
       return;
     }
+    troubled_ = true;
     troubled_at_ = now;
     (void)refresh(until);
   }
@@ -1025,6 +1026,9 @@ class cluster_store final : public store {
   bool mapped_ = false;
   bool refresh_due_ = false;
   steady_clock::time_point refreshed_at_{};
+  // troubled_at_ means nothing until the first trouble: steady_clock counts from boot, so on a
+  // machine up for less than the cooldown a zero time would have suppressed the first refresh.
+  bool troubled_ = false;
   steady_clock::time_point troubled_at_{};
 };
 
