@@ -4,6 +4,7 @@
 #include "tdscache/decision.hpp"
 
 #include <array>
+#include <cstring>
 #include <limits>
 #include <new>
 
@@ -41,9 +42,32 @@ instant expiry_cutoff(instant now, std::int64_t max_age_seconds) noexcept {
   return {now.seconds - max_age_seconds, now.nanos};
 }
 
+// parse_iso8601 with a one-entry memo (per thread): a commit writes one cached_at for its
+// whole batch, so the entries a check reads one after another mostly carry the same text.
+std::optional<instant> parse_cached_at(std::string_view text) noexcept {
+  struct memo {
+    std::array<char, 40> text{};
+    std::size_t size = 0;
+    bool valid = false;
+    std::optional<instant> value;
+  };
+  thread_local memo last;
+  if (last.valid && text.size() == last.size && std::memcmp(text.data(), last.text.data(), text.size()) == 0) {
+    return last.value;
+  }
+  const std::optional<instant> value = parse_iso8601(text);
+  if (text.size() <= last.text.size()) {
+    std::memcpy(last.text.data(), text.data(), text.size());
+    last.size = text.size();
+    last.value = value;
+    last.valid = true;
+  }
+  return value;
+}
+
 bool is_expired(std::string_view cached_at, const decision_policy& policy, instant now) noexcept {
   if (policy.max_age_seconds == 0) return false;
-  const std::optional<instant> cached = parse_iso8601(cached_at);
+  const std::optional<instant> cached = parse_cached_at(cached_at);
   if (!cached) return true;  // when in doubt, sync
   return *cached < expiry_cutoff(now, policy.max_age_seconds);
 }

@@ -424,6 +424,27 @@ unsigned field_of(std::string_view key) noexcept {
   }
 }
 
+// The known field whose name, with its closing quote, starts at p (then p moves past the
+// quote), or 0 (p unchanged): the common keys are matched without scanning them as strings.
+unsigned known_key_at(const char*& p, const char* end) noexcept {
+  const auto is = [&](std::string_view quoted) {
+    if (static_cast<std::size_t>(end - p) < quoted.size() || std::memcmp(p, quoted.data(), quoted.size()) != 0) {
+      return false;
+    }
+    p += quoted.size();
+    return true;
+  };
+  if (p == end) return 0;
+  switch (*p) {
+    case 'e': return is("entity_type\"") ? f_entity_type : is("entity_id\"") ? f_entity_id : 0;
+    case 'l': return is("local_id\"") ? f_local_id : is("last_modified_time\"") ? f_last_modified_time : 0;
+    case 'c': return is("content_hash\"") ? f_content_hash : is("cached_at\"") ? f_cached_at : 0;
+    case 's': return is("sync_count\"") ? f_sync_count : 0;
+    case 'h': return is("hash_scheme\"") ? f_hash_scheme : 0;
+    default: return 0;
+  }
+}
+
 // Stores one known field; false when its value is not one the DOM path would accept (the
 // DOM path then produces the error).
 bool take_field(unsigned field, const scanned_value& v, state_view& out) noexcept {
@@ -468,13 +489,17 @@ bool scan_state(std::string_view value, state_view& out) noexcept {
   out = state_view{};
   unsigned seen = 0;
   for (;;) {
-    std::string_view key;
-    if (p == end || *p++ != '"' || !scan_string(p, end, key)) return false;
+    if (p == end || *p++ != '"') return false;
+    unsigned field = known_key_at(p, end);
+    if (field == 0) {
+      std::string_view key;
+      if (!scan_string(p, end, key)) return false;
+      field = field_of(key);
+    }
     if (p == end || *p++ != ':') return false;
     if (p != end && *p == ' ') ++p;
     scanned_value v;
     if (!scan_value(p, end, v)) return false;
-    const unsigned field = field_of(key);
     // A repeated field: the DOM path applies them in order, errors included.
     if ((seen & field) != 0 || !take_field(field, v, out)) return false;
     seen |= field;
