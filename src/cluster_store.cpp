@@ -305,16 +305,7 @@ class eval_op final : public routed_op {
 
   result<void> format(std::string& out, std::vector<std::string_view>& argv,
                       std::span<const item_index> items) const override {
-    const std::string numkeys = std::to_string(items.size());
-    const std::size_t stride = script_.args_per_key;
-    argv.assign({"EVALSHA", script_.sha1, numkeys});
-    for (const item_index i : items) argv.push_back(calls_.keys[i]);
-    argv.insert(argv.end(), calls_.shared_args.begin(), calls_.shared_args.end());
-    for (const item_index i : items) {
-      const auto first = calls_.args.begin() + static_cast<std::ptrdiff_t>(i * stride);
-      argv.insert(argv.end(), first, first + static_cast<std::ptrdiff_t>(stride));
-    }
-    return append_command(out, argv);
+    return append_evalsha(out, argv, script_, calls_, items);
   }
 
   bool take(std::span<const item_index> items, reply& rep, cluster_node& node,
