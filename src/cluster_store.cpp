@@ -305,16 +305,7 @@ class eval_op final : public routed_op {
 
   result<void> format(std::string& out, std::vector<std::string_view>& argv,
                       std::span<const item_index> items) const override {
-    const std::string numkeys = std::to_string(items.size());
-    const std::size_t stride = script_.args_per_key;
-    argv.assign({"EVALSHA", script_.sha1, numkeys});
-    for (const item_index i : items) argv.push_back(calls_.keys[i]);
-    argv.insert(argv.end(), calls_.shared_args.begin(), calls_.shared_args.end());
-    for (const item_index i : items) {
-      const auto first = calls_.args.begin() + static_cast<std::ptrdiff_t>(i * stride);
-      argv.insert(argv.end(), first, first + static_cast<std::ptrdiff_t>(stride));
-    }
-    return append_command(out, argv);
+    return append_evalsha(out, argv, script_, calls_, items);
   }
 
   bool take(std::span<const item_index> items, reply& rep, cluster_node& node,
@@ -750,10 +741,11 @@ class cluster_store final : public store {
   // reason within the cooldown.
   void refresh_after_trouble(deadline until) {
     const auto now = steady_clock::now();
-    if (now - troubled_at_ < tuning_.refresh_cooldown) {
+    if (troubled_ && now - troubled_at_ < tuning_.refresh_cooldown) {
       refresh_due_ = true;
       return;
     }
+    troubled_ = true;
     troubled_at_ = now;
     (void)refresh(until);
   }
@@ -1025,6 +1017,9 @@ class cluster_store final : public store {
   bool mapped_ = false;
   bool refresh_due_ = false;
   steady_clock::time_point refreshed_at_{};
+  // troubled_at_ means nothing until the first trouble: steady_clock counts from boot, so on a
+  // machine up for less than the cooldown a zero time would have suppressed the first refresh.
+  bool troubled_ = false;
   steady_clock::time_point troubled_at_{};
 };
 

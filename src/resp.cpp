@@ -1,11 +1,13 @@
-// RESP through hiredis: redisFormatCommandArgv for commands, redisReader (with our own object
-// functions, so replies land directly in tds::detail::reply) for replies.
+// RESP: commands written here (the trivial part of the protocol), replies parsed by hiredis'
+// redisReader with our own object functions, so they land directly in tds::detail::reply.
 // Bytes in, bytes out: the socket side is transport.cpp.
 #include "resp.hpp"
 
 #include <hiredis/hiredis.h>
 
+#include <charconv>
 #include <cstdlib>
+#include <limits>
 #include <new>
 #include <string>
 
@@ -92,38 +94,28 @@ bool starts_with(std::string_view s, std::string_view prefix) noexcept {
 }  // namespace
 
 result<void> append_command(std::string& out, std::span<const std::string_view> argv) {
-  // Small commands use the stack; MGET chunks of 1000 keys take the heap once per call.
-  constexpr std::size_t inline_args = 16;
-  const char* ptr_stack[inline_args];
-  std::size_t len_stack[inline_args];
-  std::vector<const char*> ptr_heap;
-  std::vector<std::size_t> len_heap;
-  const char** ptrs = ptr_stack;
-  std::size_t* lens = len_stack;
+  // The RESP form of a command, exactly what redisFormatCommandArgv writes (a test compares
+  // the two): "*<argc>\r\n" then "$<length>\r\n<bytes>\r\n" per argument. Written here because
+  // hiredis formats each length with sprintf, which showed as ~10% of a check's client time.
+  constexpr std::size_t digits_max = std::numeric_limits<std::size_t>::digits10 + 1;
+  std::size_t size = 1 + digits_max + 2;
+  for (const auto arg : argv) size += 1 + digits_max + 2 + arg.size() + 2;
   try {
-    if (argv.size() > inline_args) {
-      ptr_heap.resize(argv.size());
-      len_heap.resize(argv.size());
-      ptrs = ptr_heap.data();
-      lens = len_heap.data();
-    }
+    out.reserve(out.size() + size);
   } catch (...) {
     return {status::out_of_memory, "out of memory formatting a Redis command"};
   }
-  for (std::size_t i = 0; i < argv.size(); ++i) {
-    ptrs[i] = argv[i].data();
-    lens[i] = argv[i].size();
+  char digits[digits_max];
+  const auto append_number = [&](char lead, std::size_t n) {
+    out.push_back(lead);
+    const auto end = std::to_chars(digits, digits + digits_max, n).ptr;
+    out.append(digits, static_cast<std::size_t>(end - digits)).append("\r\n", 2);
+  };
+  append_number('*', argv.size());
+  for (const auto arg : argv) {
+    append_number('$', arg.size());
+    out.append(arg).append("\r\n", 2);
   }
-  char* cmd = nullptr;
-  const int n = redisFormatCommandArgv(&cmd, static_cast<int>(argv.size()), ptrs, lens);
-  if (n < 0 || cmd == nullptr) return {status::out_of_memory, "out of memory formatting a Redis command"};
-  try {
-    out.append(cmd, static_cast<std::size_t>(n));
-  } catch (...) {
-    redisFreeCommand(cmd);
-    return {status::out_of_memory, "out of memory formatting a Redis command"};
-  }
-  redisFreeCommand(cmd);
   return {};
 }
 

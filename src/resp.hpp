@@ -1,5 +1,6 @@
-// RESP encoding and decoding over hiredis: commands are built from binary-safe argv with
-// redisFormatCommandArgv, replies are parsed by redisReader straight into an owned C++ tree.
+// RESP encoding and decoding: commands are built from binary-safe argv (byte-identical to
+// hiredis' redisFormatCommandArgv), replies are parsed by hiredis' redisReader straight into an
+// owned C++ tree.
 // Internal: no hiredis type leaves this file pair; sockets live in transport.hpp.
 #pragma once
 

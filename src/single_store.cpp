@@ -71,21 +71,10 @@ class eval_source final : public command_source {
       return std::string_view(bytes_);
     }
     if (pos_ >= groups_.size()) return std::string_view{};
-    const std::size_t n = calls_.keys.size();
-    const std::size_t stride = script_.args_per_key;
     const std::size_t start = groups_[pos_++];
-    const std::size_t count = std::min(keys_per_eval, n - start);
-    const std::string numkeys = std::to_string(count);
-    argv_.clear();
-    argv_.push_back("EVALSHA");
-    argv_.push_back(script_.sha1);
-    argv_.push_back(numkeys);
-    argv_.insert(argv_.end(), calls_.keys.begin() + static_cast<std::ptrdiff_t>(start),
-                 calls_.keys.begin() + static_cast<std::ptrdiff_t>(start + count));
-    argv_.insert(argv_.end(), calls_.shared_args.begin(), calls_.shared_args.end());
-    argv_.insert(argv_.end(), calls_.args.begin() + static_cast<std::ptrdiff_t>(start * stride),
-                 calls_.args.begin() + static_cast<std::ptrdiff_t>((start + count) * stride));
-    if (auto r = append_command(bytes_, argv_); !r.ok()) return r.error();
+    const std::size_t count = std::min(keys_per_eval, calls_.keys.size() - start);
+    const auto items = std::views::iota(start, start + count);
+    if (auto r = append_evalsha(bytes_, argv_, script_, calls_, items); !r.ok()) return r.error();
     return std::string_view(bytes_);
   }
   void rewind() override {

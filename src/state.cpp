@@ -5,7 +5,13 @@
 
 #include <simdjson.h>
 
+#include <bit>
+#include <cstring>
 #include <new>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "tdscache/detail/ascii_json.hpp"
 #include "tdscache/detail/json_text.hpp"
@@ -15,6 +21,58 @@ namespace detail {
 namespace {
 
 bool is_continuation(unsigned char byte) noexcept { return (byte & 0xc0) == 0x80; }
+
+// SWAR over 8 bytes: a 0x80 bit in each byte that is '"', '\\', below 0x20 or from 0x7f up.
+// A flag can be wrong only in a byte above a truly flagged one, so the lowest flag is exact.
+constexpr std::uint64_t ones = 0x0101010101010101ull;
+constexpr std::uint64_t highs = 0x8080808080808080ull;
+constexpr std::uint64_t zero_bytes(std::uint64_t x) noexcept { return (x - ones) & ~x & highs; }
+constexpr std::uint64_t stop_bytes(std::uint64_t w) noexcept {
+  const std::uint64_t below_space = (w - ones * 0x20) & ~w & highs;
+  const std::uint64_t above_tilde = ((w + ones * (0x7f - 0x7e)) | w) & highs;
+  return below_space | above_tilde | zero_bytes(w ^ (ones * '"')) | zero_bytes(w ^ (ones * '\\'));
+}
+
+bool is_stop_byte(unsigned char c) noexcept { return c < 0x20 || c > 0x7e || c == '"' || c == '\\'; }
+
+}  // namespace
+
+// The JSON string bytes that are written as they are, read as they are, and need no UTF-8
+// check: printable ASCII except '"' and '\\'. Both the encoder and the fast decoder (which
+// refuses anything else) spend most of their time here, hence 16 bytes a step.
+std::size_t plain_run(const char* p, const char* end) noexcept {
+  const char* const start = p;
+#if defined(__SSE2__)
+  // A signed compare with 0x20 catches control characters and every byte from 0x80 up.
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i backslash = _mm_set1_epi8('\\');
+  const __m128i del = _mm_set1_epi8(0x7f);
+  const __m128i space = _mm_set1_epi8(0x20);
+  while (end - p >= 16) {
+    const __m128i chunk = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i stop = _mm_or_si128(
+        _mm_or_si128(_mm_cmplt_epi8(chunk, space), _mm_cmpeq_epi8(chunk, del)),
+        _mm_or_si128(_mm_cmpeq_epi8(chunk, quote), _mm_cmpeq_epi8(chunk, backslash)));
+    if (const auto mask = static_cast<unsigned>(_mm_movemask_epi8(stop)); mask != 0) {
+      return static_cast<std::size_t>(p - start) + static_cast<std::size_t>(std::countr_zero(mask));
+    }
+    p += 16;
+  }
+#endif
+  while (end - p >= 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    if constexpr (std::endian::native == std::endian::big) w = __builtin_bswap64(w);
+    if (const std::uint64_t stop = stop_bytes(w); stop != 0) {
+      return static_cast<std::size_t>(p - start) + static_cast<std::size_t>(std::countr_zero(stop) / 8);
+    }
+    p += 8;
+  }
+  while (p < end && !is_stop_byte(static_cast<unsigned char>(*p))) ++p;
+  return static_cast<std::size_t>(p - start);
+}
+
+namespace {
 
 // Length of the well-formed UTF-8 sequence starting at bytes[at] and its code point, or 0
 // when the bytes there are not one (overlong forms, surrogates, > U+10FFFF, truncation).
@@ -56,11 +114,7 @@ void append_ascii_json_string(std::string& out, std::string_view bytes) {
   std::size_t at = 0;
   while (at < bytes.size()) {
     // Copy the longest run that needs no escaping in one append.
-    std::size_t run_end = at;
-    while (run_end < bytes.size() && bytes[run_end] >= 0x20 && bytes[run_end] < 0x7f &&
-           bytes[run_end] != '"' && bytes[run_end] != '\\') {
-      ++run_end;
-    }
+    const std::size_t run_end = at + plain_run(bytes.data() + at, bytes.data() + bytes.size());
     out.append(bytes.substr(at, run_end - at));
     at = run_end;
     if (at == bytes.size()) break;
@@ -122,9 +176,25 @@ error missing(std::string_view field) {
 
 bool is_hex_digest(std::string_view text) noexcept {
   if (text.size() != 64) return false;
+#if defined(__SSE2__)
+  // Per byte: a digit, or (after folding case) a to f; unsigned range checks via min.
+  const __m128i zero = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9);
+  const __m128i a = _mm_set1_epi8('a'), five = _mm_set1_epi8(5), lower = _mm_set1_epi8(0x20);
+  unsigned all = 0xffff;
+  for (std::size_t i = 0; i < 64; i += 16) {
+    const __m128i chunk = _mm_loadu_si128(reinterpret_cast<const __m128i*>(text.data() + i));
+    const __m128i d = _mm_sub_epi8(chunk, zero);
+    const __m128i l = _mm_sub_epi8(_mm_or_si128(chunk, lower), a);
+    const __m128i ok = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(d, nine), d),
+                                    _mm_cmpeq_epi8(_mm_min_epu8(l, five), l));
+    all &= static_cast<unsigned>(_mm_movemask_epi8(ok));
+  }
+  return all == 0xffff;
+#endif
+  // An early exit, on purpose: GCC vectorizes an OR over the whole text into byte-by-byte
+  // word assembly that costs several times this loop.
   for (const char c : text) {
-    const bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-    if (!hex) return false;
+    if (detail::hex_digit_values[static_cast<unsigned char>(c)] > 0xf) return false;
   }
   return true;
 }
@@ -242,7 +312,9 @@ result<entity_state> decode_object(const simdjson::dom::object& object) {
 
 }  // namespace
 
-result<entity_state> decode_state(std::string_view value) {
+namespace detail {
+
+result<entity_state> decode_state_dom(std::string_view value) {
   try {
     thread_local decoder local;
     local.buffer.assign(value);
@@ -268,6 +340,203 @@ result<entity_state> decode_state(std::string_view value) {
   } catch (...) {
     return make_error(status::internal, "cached state: unexpected failure while decoding");
   }
+}
+
+namespace {
+
+// The scanner accepts only what it can decode exactly as simdjson would: no escapes (the raw
+// bytes are then the string), printable ASCII only (so no UTF-8 to validate), integers without
+// sign, fraction or exponent and short enough for int64 whatever the digits.
+constexpr std::size_t max_scanned_digits = 18;
+
+enum class scanned_kind { string, integer, null, boolean };
+
+struct scanned_value {
+  scanned_kind kind = scanned_kind::null;
+  std::string_view text;  // a string's bytes, an integer's digits
+  std::int64_t integer = 0;
+};
+
+// A string at p (which is past the opening quote); p ends past the closing quote. Any byte
+// plain_run stops at other than the closing quote sends the value to the DOM decoder.
+inline __attribute__((always_inline)) bool scan_string(const char*& p, const char* end,
+                                                  std::string_view& out) noexcept {
+  const char* start = p;
+  p += plain_run(p, end);
+  if (p == end || *p != '"') return false;
+  out = std::string_view(start, static_cast<std::size_t>(p - start));
+  ++p;
+  return true;
+}
+
+bool scan_literal(const char*& p, const char* end, std::string_view word) noexcept {
+  if (static_cast<std::size_t>(end - p) < word.size() ||
+      std::string_view(p, word.size()) != word) {
+    return false;
+  }
+  p += word.size();
+  return true;
+}
+
+bool scan_value(const char*& p, const char* end, scanned_value& out) noexcept {
+  if (p >= end) return false;
+  const char c = *p;
+  if (c == '"') {
+    out.kind = scanned_kind::string;
+    return scan_string(++p, end, out.text);
+  }
+  if (c >= '0' && c <= '9') {
+    const char* start = p;
+    std::int64_t n = 0;
+    for (; p < end && *p >= '0' && *p <= '9'; ++p) {
+      if (static_cast<std::size_t>(p - start) == max_scanned_digits) return false;
+      n = n * 10 + (*p - '0');
+    }
+    const auto digits = static_cast<std::size_t>(p - start);
+    // "01" is not JSON; the DOM path says so.
+    if (digits > 1 && *start == '0') return false;
+    out.kind = scanned_kind::integer;
+    out.text = std::string_view(start, digits);
+    out.integer = n;
+    return true;
+  }
+  out.kind = c == 'n' ? scanned_kind::null : scanned_kind::boolean;
+  return scan_literal(p, end, "null") || scan_literal(p, end, "true") ||
+         scan_literal(p, end, "false");
+}
+
+// One bit per known field (0: any other field).
+constexpr unsigned f_entity_type = 1, f_entity_id = 2, f_local_id = 4, f_content_hash = 8,
+                   f_last_modified_time = 16, f_cached_at = 32, f_sync_count = 64,
+                   f_hash_scheme = 128;
+constexpr unsigned required_fields =
+    f_entity_type | f_entity_id | f_content_hash | f_cached_at | f_sync_count;
+
+unsigned field_of(std::string_view key) noexcept {
+  switch (key.size()) {
+    case 8: return key == "local_id" ? f_local_id : 0;
+    case 9: return key == "entity_id" ? f_entity_id : key == "cached_at" ? f_cached_at : 0;
+    case 10: return key == "sync_count" ? f_sync_count : 0;
+    case 11: return key == "entity_type" ? f_entity_type : key == "hash_scheme" ? f_hash_scheme : 0;
+    case 12: return key == "content_hash" ? f_content_hash : 0;
+    case 18: return key == "last_modified_time" ? f_last_modified_time : 0;
+    default: return 0;
+  }
+}
+
+// The known field whose name, with its closing quote, starts at p (then p moves past the
+// quote), or 0 (p unchanged): the common keys are matched without scanning them as strings.
+unsigned known_key_at(const char*& p, const char* end) noexcept {
+  const auto is = [&](std::string_view quoted) {
+    if (static_cast<std::size_t>(end - p) < quoted.size() || std::memcmp(p, quoted.data(), quoted.size()) != 0) {
+      return false;
+    }
+    p += quoted.size();
+    return true;
+  };
+  if (p == end) return 0;
+  switch (*p) {
+    case 'e': return is("entity_type\"") ? f_entity_type : is("entity_id\"") ? f_entity_id : 0;
+    case 'l': return is("local_id\"") ? f_local_id : is("last_modified_time\"") ? f_last_modified_time : 0;
+    case 'c': return is("content_hash\"") ? f_content_hash : is("cached_at\"") ? f_cached_at : 0;
+    case 's': return is("sync_count\"") ? f_sync_count : 0;
+    case 'h': return is("hash_scheme\"") ? f_hash_scheme : 0;
+    default: return 0;
+  }
+}
+
+// Stores one known field; false when its value is not one the DOM path would accept (the
+// DOM path then produces the error).
+bool take_field(unsigned field, const scanned_value& v, state_view& out) noexcept {
+  const bool is_string = v.kind == scanned_kind::string;
+  const bool is_null = v.kind == scanned_kind::null;
+  const bool is_integer = v.kind == scanned_kind::integer;
+  switch (field) {
+    case f_entity_type:
+      out.entity_type = v.text;
+      return is_string;
+    case f_entity_id:
+      out.entity_id = v.text;
+      return is_string || is_integer;
+    case f_local_id:
+      if (!is_null) out.local_id = v.text;
+      return is_string || is_integer || is_null;
+    case f_content_hash:
+      out.content_hash = v.text;
+      return is_string && is_hex_digest(v.text);
+    case f_last_modified_time:
+      if (!is_null) out.last_modified_time = v.text;
+      return is_string || is_null;
+    case f_cached_at:
+      out.cached_at = v.text;
+      return is_string;
+    case f_sync_count:
+      out.sync_count = v.integer;
+      return is_integer;
+    case f_hash_scheme:
+      return is_string && (out.scheme = parse_scheme(v.text)).has_value();
+    default:
+      return true;  // an unknown field: any scalar will do
+  }
+}
+
+}  // namespace
+
+bool scan_state(std::string_view value, state_view& out) noexcept {
+  const char* p = value.data();
+  const char* const end = p + value.size();
+  if (p == end || *p++ != '{') return false;
+  out = state_view{};
+  unsigned seen = 0;
+  for (;;) {
+    if (p == end || *p++ != '"') return false;
+    unsigned field = known_key_at(p, end);
+    if (field == 0) {
+      std::string_view key;
+      if (!scan_string(p, end, key)) return false;
+      field = field_of(key);
+    }
+    if (p == end || *p++ != ':') return false;
+    if (p != end && *p == ' ') ++p;
+    scanned_value v;
+    if (!scan_value(p, end, v)) return false;
+    // A repeated field: the DOM path applies them in order, errors included.
+    if ((seen & field) != 0 || !take_field(field, v, out)) return false;
+    seen |= field;
+    if (p == end) return false;
+    const char next = *p++;
+    if (next == '}') break;
+    if (next != ',') return false;
+    if (p != end && *p == ' ') ++p;
+  }
+  if (p != end || (seen & required_fields) != required_fields) return false;
+  return true;
+}
+
+entity_state to_entity_state(const state_view& v) {
+  entity_state s;
+  s.entity_type.assign(v.entity_type);
+  s.entity_id.assign(v.entity_id);
+  if (v.local_id) s.local_id.emplace(*v.local_id);
+  s.content_hash.assign(v.content_hash);
+  if (v.last_modified_time) s.last_modified_time.emplace(*v.last_modified_time);
+  s.cached_at.assign(v.cached_at);
+  s.sync_count = v.sync_count;
+  s.scheme = v.scheme;
+  return s;
+}
+
+}  // namespace detail
+
+result<entity_state> decode_state(std::string_view value) {
+  if (detail::state_view view; detail::scan_state(value, view)) {
+    try {
+      return detail::to_entity_state(view);
+    } catch (const std::bad_alloc&) {
+      return make_error(status::out_of_memory, "cached state: out of memory while decoding");
+    }
+  }
+  return detail::decode_state_dom(value);
 }
 
 encoded_state encode_state_parts(const entity_state& s) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <ranges>
 #include <span>
 #include <string>
 #include <string_view>
@@ -57,6 +58,22 @@ struct script_calls {
   std::vector<std::string_view> keys;
   std::vector<std::string_view> args;
 };
+
+// Appends the one EVALSHA that packs the calls `items` (indices into calls, any range):
+// EVALSHA sha numkeys key... shared_args... per-key args... `argv` is scratch space.
+template <class Indices>
+result<void> append_evalsha(std::string& out, std::vector<std::string_view>& argv, const script& s,
+                            const script_calls& calls, const Indices& items) {
+  const std::string numkeys = std::to_string(std::ranges::size(items));
+  argv.assign({"EVALSHA", s.sha1, numkeys});
+  for (const auto i : items) argv.push_back(calls.keys[i]);
+  argv.insert(argv.end(), calls.shared_args.begin(), calls.shared_args.end());
+  for (const auto i : items) {
+    const auto first = calls.args.begin() + static_cast<std::ptrdiff_t>(i * s.args_per_key);
+    argv.insert(argv.end(), first, first + static_cast<std::ptrdiff_t>(s.args_per_key));
+  }
+  return append_command(out, argv);
+}
 
 // One call's answer. code != ok: no answer (value.str holds why); an error reply from the
 // script for this key arrives as code server_error/auth with the reply text.

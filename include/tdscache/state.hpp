@@ -3,6 +3,7 @@
 // service). No Redis I/O lives here; the client reads and writes these values.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -44,7 +45,55 @@ struct entity_state {
 // hash_scheme ("legacy" or "jcs").
 // Errors: status::json_malformed when the value is not a JSON object, status::invalid_argument
 // when a field is missing or has the wrong type or content, status::out_of_memory. Never throws.
+// Values in the two shapes tdscache and the legacy service write take a strict single-pass
+// path (detail::scan_state); anything else is parsed by simdjson's DOM, the reference.
 result<entity_state> decode_state(std::string_view value);
+
+namespace detail {
+
+// A hex digit's value, or 0x10 for any other byte (so one OR over many lookups says whether
+// all were digits): the state decoder and the decision rules read 64-digit hashes with it.
+inline constexpr auto hex_digit_values = [] {
+  std::array<std::uint8_t, 256> table{};
+  for (auto& v : table) v = 0x10;
+  for (int c = '0'; c <= '9'; ++c) table[static_cast<std::size_t>(c)] = static_cast<std::uint8_t>(c - '0');
+  for (int c = 'a'; c <= 'f'; ++c) table[static_cast<std::size_t>(c)] = static_cast<std::uint8_t>(c - 'a' + 10);
+  for (int c = 'A'; c <= 'F'; ++c) table[static_cast<std::size_t>(c)] = static_cast<std::uint8_t>(c - 'A' + 10);
+  return table;
+}();
+
+// How many bytes from p on are printable ASCII other than '"' and '\\' (JSON writes and
+// reads them as they are).
+std::size_t plain_run(const char* p, const char* end) noexcept;
+
+// A decoded state whose strings are views into the stored value: what decide() reads
+// without copying a byte. Valid as long as that value is.
+struct state_view {
+  std::string_view entity_type;
+  std::string_view entity_id;  // a JSON integer: its digits, as decode_state keeps them
+  std::optional<std::string_view> local_id;
+  std::string_view content_hash;
+  std::optional<std::string_view> last_modified_time;
+  std::string_view cached_at;
+  std::int64_t sync_count = 0;
+  std::optional<hash_scheme> scheme;
+};
+
+// The fast path: one pass over a flat object of ASCII strings without escapes, non-negative
+// integers of at most 18 digits, null, true and false, separated by "," or ", " and ":" or
+// ": ", no duplicate known field, every field valid. nullopt whenever the value is anything
+// else, valid or not: then decode_state_dom() decides, and its answer (a state or an error)
+// is the answer. When this returns true, decode_state_dom() returns the state `out` views
+// (`out` is unspecified after false).
+bool scan_state(std::string_view value, state_view& out) noexcept;
+
+// The reference decoder (simdjson DOM, full validation), with decode_state's contract.
+result<entity_state> decode_state_dom(std::string_view value);
+
+// The entity_state a view stands for. Throws std::bad_alloc.
+entity_state to_entity_state(const state_view& v);
+
+}  // namespace detail
 
 inline hash_scheme effective_scheme(const entity_state& s) noexcept {
   return s.scheme.value_or(hash_scheme::legacy);
