@@ -160,9 +160,16 @@ class hasher {
   // Canonical text for every object first (GIL held), then all SHA-256s without the GIL.
   py::list digest_many(const py::sequence& items) {
     const std::size_t n = py::len(items);
-    // Kept per thread across calls: a fresh multi-megabyte buffer each call costs page faults.
-    thread_local std::string all;
-    thread_local std::vector<std::size_t> ends;
+    // Buffers are borrowed from a per-thread spare (a fresh multi-megabyte buffer each call
+    // costs page faults) and given back at the end. Borrowed, not shared: an object's str() may
+    // run Python code that calls digest_many again on this thread, and that inner call must get
+    // buffers of its own. A spare above spare_limit is dropped, so one huge call does not pin
+    // its memory for the thread's lifetime.
+    constexpr std::size_t spare_limit = std::size_t{16} << 20;
+    thread_local std::string spare_all;
+    thread_local std::vector<std::size_t> spare_ends;
+    std::string all = std::move(spare_all);
+    std::vector<std::size_t> ends = std::move(spare_ends);
     all.clear();
     ends.clear();
     ends.reserve(n);
@@ -189,6 +196,10 @@ class hasher {
         digests[i] = sha256(std::string_view(all).substr(start, ends[i] - start));
         start = ends[i];
       }
+    }
+    if (all.capacity() <= spare_limit) {
+      spare_all = std::move(all);
+      spare_ends = std::move(ends);
     }
     py::list out(n);
     for (std::size_t i = 0; i < n; ++i) out[i] = digest_bytes(digests[i]);

@@ -258,3 +258,16 @@ def test_containers_emptied_by_a_member_str_during_the_walk() -> None:
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "ok"
+
+
+def test_digest_many_reentered_from_a_str_keeps_each_calls_digests() -> None:
+    hasher = tdscache.Hasher()
+
+    class Reenters:
+        def __str__(self) -> str:
+            inner = hasher.digest_many([{"inner": "x" * 300, "n": i} for i in range(20)])
+            return inner[0].hex()[:12]
+
+    batch = [{"item_id": i, "name": "n" * 200, "odd": Reenters(), "tail": "t" * 100} for i in range(50)]
+    expected = [bytes.fromhex(legacy_hash(d)) for d in batch]
+    assert hasher.digest_many(batch) == expected
