@@ -102,6 +102,31 @@ py::bytes digest_bytes(const digest& d) {
 // Bytes input goes through the simdjson canonicalizer with the GIL released; objects through
 // the object walker with the GIL held. A mutex guards the canonicalizer, which is not
 // thread safe, because Python threads may share one Hasher.
+// A per-thread spare buffer, lent to one call at a time: reusing it saves the page faults of a
+// fresh multi-megabyte buffer per call. Lent, not shared: an object's str() may run Python code
+// that hashes again on this thread, and that inner call must get a buffer of its own. A buffer
+// grown past `limit` is dropped on return, so one huge call does not pin its memory for the
+// thread's lifetime.
+template <class Buffer, int Tag>
+class lent_buffer {
+ public:
+  lent_buffer() : buffer_(std::move(spare())) { buffer_.clear(); }
+  ~lent_buffer() {
+    if (buffer_.capacity() * sizeof(typename Buffer::value_type) <= limit) spare() = std::move(buffer_);
+  }
+  lent_buffer(const lent_buffer&) = delete;
+  lent_buffer& operator=(const lent_buffer&) = delete;
+  Buffer& get() noexcept { return buffer_; }
+
+ private:
+  static constexpr std::size_t limit = std::size_t{16} << 20;
+  static Buffer& spare() {
+    thread_local Buffer s;
+    return s;
+  }
+  Buffer buffer_;
+};
+
 class hasher {
  public:
   hasher(const std::string& scheme, bool strict, std::optional<std::vector<std::string>> exclude_fields,
@@ -135,8 +160,8 @@ class hasher {
   }
 
   py::bytes digest_of(const py::handle& data) {
-    thread_local std::string text;
-    text.clear();
+    lent_buffer<std::string, 0> lent;
+    std::string& text = lent.get();
     if (auto b = as_bytes(data)) {
       digest d;
       {
@@ -160,18 +185,10 @@ class hasher {
   // Canonical text for every object first (GIL held), then all SHA-256s without the GIL.
   py::list digest_many(const py::sequence& items) {
     const std::size_t n = py::len(items);
-    // Buffers are borrowed from a per-thread spare (a fresh multi-megabyte buffer each call
-    // costs page faults) and given back at the end. Borrowed, not shared: an object's str() may
-    // run Python code that calls digest_many again on this thread, and that inner call must get
-    // buffers of its own. A spare above spare_limit is dropped, so one huge call does not pin
-    // its memory for the thread's lifetime.
-    constexpr std::size_t spare_limit = std::size_t{16} << 20;
-    thread_local std::string spare_all;
-    thread_local std::vector<std::size_t> spare_ends;
-    std::string all = std::move(spare_all);
-    std::vector<std::size_t> ends = std::move(spare_ends);
-    all.clear();
-    ends.clear();
+    lent_buffer<std::string, 1> lent_all;
+    lent_buffer<std::vector<std::size_t>, 1> lent_ends;
+    std::string& all = lent_all.get();
+    std::vector<std::size_t>& ends = lent_ends.get();
     ends.reserve(n);
     std::size_t walked = 0;
     for (const auto& item : items) {
@@ -196,10 +213,6 @@ class hasher {
         digests[i] = sha256(std::string_view(all).substr(start, ends[i] - start));
         start = ends[i];
       }
-    }
-    if (all.capacity() <= spare_limit) {
-      spare_all = std::move(all);
-      spare_ends = std::move(ends);
     }
     py::list out(n);
     for (std::size_t i = 0; i < n; ++i) out[i] = digest_bytes(digests[i]);

@@ -271,3 +271,15 @@ def test_digest_many_reentered_from_a_str_keeps_each_calls_digests() -> None:
     batch = [{"item_id": i, "name": "n" * 200, "odd": Reenters(), "tail": "t" * 100} for i in range(50)]
     expected = [bytes.fromhex(legacy_hash(d)) for d in batch]
     assert hasher.digest_many(batch) == expected
+
+
+def test_digest_reentered_from_a_str_keeps_each_calls_digest() -> None:
+    hasher = tdscache.Hasher()
+
+    class Reenters:
+        def __str__(self) -> str:
+            return hasher.digest({"inner": "y" * 500}).hex()[:10]
+
+    for i in range(20):
+        data = {"item_id": i, "name": "n" * 300, "odd": Reenters(), "tail": "t" * 100}
+        assert hasher.digest(data) == bytes.fromhex(legacy_hash(data))
