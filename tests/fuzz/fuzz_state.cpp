@@ -1,7 +1,9 @@
 // Fuzz target: cached state values (what a Redis GET returns, written by anyone) through
 // decode_state and the decision rules. A value that does not decode must be decided
 // cache_entry_corrupt (a sync); one that decodes must survive an encode/decode round trip;
-// and `unchanged` (the only skip) needs a stored hash equal to the incoming digest.
+// and `unchanged` (the only skip) needs a stored hash equal to the incoming digest. The fast
+// scanner (detail::scan_state) must never accept what the DOM reference refuses, and what it
+// accepts must be exactly the state the reference decodes.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -35,6 +37,11 @@ tds::reason decide_for(const tds::digest& d, std::string_view value,
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view value(reinterpret_cast<const char*>(data), size);
+  if (tds::detail::state_view view; tds::detail::scan_state(value, view)) {
+    auto reference = tds::detail::decode_state_dom(value);
+    TDS_FUZZ_CHECK(reference.ok());
+    TDS_FUZZ_CHECK(same_state(tds::detail::to_entity_state(view), reference.value()));
+  }
   auto decoded = tds::decode_state(value);
   const tds::digest zero{};
   const tds::reason against_zero = decide_for(zero, value, std::nullopt);
