@@ -192,8 +192,19 @@ class redis_server {
     pid_ = -1;
   }
 
-  void pause() { if (pid_ > 0) ::kill(pid_, SIGSTOP); }
-  void resume() { if (pid_ > 0) ::kill(pid_, SIGCONT); }
+  // kill() only queues the signal: the server may still answer a request or two before it is
+  // scheduled out. Both wait (polling /proc, 5 s deadline) until the kernel reports the new state,
+  // so a test's next request meets a server that is really stopped, or really running.
+  void pause() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGSTOP);
+    wait_for_state(true);
+  }
+  void resume() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGCONT);
+    wait_for_state(false);
+  }
 
   // Same port, same socket path, empty data set.
   [[nodiscard]] bool restart() {
@@ -262,6 +273,21 @@ class redis_server {
   }
 
  private:
+  // Whether /proc/<pid>/stat shows the process stopped ('T'), polled until it says `stopped`.
+  void wait_for_state(bool stopped) const {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    const std::string path = "/proc/" + std::to_string(pid_) + "/stat";
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::ifstream in(path);
+      std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      const auto paren = stat.rfind(')');  // the command name may hold spaces and parentheses
+      if (paren == std::string::npos || paren + 2 >= stat.size()) return;  // no /proc: best effort
+      const char state = stat[paren + 2];
+      if ((state == 'T' || state == 't') == stopped) return;
+      pause_briefly(std::chrono::milliseconds(1));
+    }
+  }
+
   bool launch() {
     if (dir_.path().empty()) {
       error_ = "mkdtemp failed";

@@ -216,9 +216,27 @@ class RedisServer:
     def sigstop(self) -> None:
         """Freeze the server: connections stay open but nothing answers (a hung Redis)."""
         os.kill(self.pid, signal.SIGSTOP)
+        self._wait_for_state(stopped=True)
 
     def sigcont(self) -> None:
         os.kill(self.pid, signal.SIGCONT)
+        self._wait_for_state(stopped=False)
+
+    def _wait_for_state(self, stopped: bool, timeout_s: float = 5.0) -> None:
+        """os.kill only queues the signal: poll /proc until the kernel reports the new state, so
+        the caller's next request meets a server that is really stopped, or really running."""
+        deadline = time.monotonic() + timeout_s
+        path = f"/proc/{self.pid}/stat"
+        while time.monotonic() < deadline:
+            try:
+                with open(path, "rb") as f:
+                    stat = f.read()
+            except OSError:
+                return  # no /proc here: best effort
+            state = stat[stat.rfind(b")") + 2:stat.rfind(b")") + 3]
+            if (state in (b"T", b"t")) == stopped:
+                return
+            time.sleep(0.001)
 
     # -- commands ----------------------------------------------------------------------------------
 
