@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <mutex>
+#include <unordered_set>
 #include <new>
 #include <string>
 #include <utility>
@@ -245,6 +246,21 @@ struct client::impl {
   template <class T>
   void settle_result(const result<T>& r) {
     settle(!r.ok() && is_transport_status(r.code()), r.ok() ? error{} : r.error());
+  }
+
+  // Call with mu held. Every key matching the glob (SCAN MATCH on every node), each handed to
+  // on_key by reference so it may be moved from.
+  template <class OnKey>
+  result<void> scan_keys(std::string_view match, OnKey&& on_key) {
+    auto scanned = store->scan(
+        match,
+        [&](std::vector<std::string>& keys) -> result<void> {
+          for (auto& k : keys) on_key(k);
+          return {};
+        },
+        no_deadline);
+    settle_result(scanned);
+    return scanned;
   }
 
   commit_result commit_items(std::span<const commit_item> items);
@@ -610,6 +626,33 @@ result<std::uint64_t> client::invalidate_type(std::string_view entity_type) noex
   }
 }
 
+result<std::map<std::string, std::uint64_t, std::less<>>> client::count_states() noexcept {
+  try {
+    const std::string head = impl_->cfg.key_prefix + ":";
+    const std::string match = detail::escape_glob(impl_->cfg.key_prefix) + ":*";
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (auto refused = impl_->gate()) return *refused;
+    // Every key once: SCAN may report a key twice while the server resizes its table.
+    std::unordered_set<std::string> seen;
+    auto scanned = impl_->scan_keys(match, [&](std::string& k) { seen.insert(std::move(k)); });
+    if (!scanned.ok()) return scanned.error();
+    std::map<std::string, std::uint64_t, std::less<>> counts;
+    for (const auto& key : seen) {
+      if (key.size() <= head.size() || key.compare(0, head.size(), head) != 0) continue;
+      const std::string_view rest = std::string_view(key).substr(head.size());
+      const auto colon = rest.find(':');
+      if (colon == std::string_view::npos) continue;  // not prefix:type:id
+      const std::string_view type = rest.substr(0, colon);
+      auto it = counts.find(type);
+      if (it == counts.end()) it = counts.emplace(std::string(type), 0).first;
+      ++it->second;
+    }
+    return counts;
+  } catch (...) {
+    return from_exception();
+  }
+}
+
 result<void> client::mark_batch_complete(std::string_view entity_type, std::string_view batch_id,
                                          std::string_view stats_json) noexcept {
   try {
@@ -638,14 +681,7 @@ result<bool> client::was_batch_synced_recently(std::string_view entity_type,
     std::lock_guard<std::mutex> lock(impl_->mu);
     if (auto refused = impl_->gate()) return *refused;
     std::vector<std::string> markers;
-    auto scanned = impl_->store->scan(
-        match,
-        [&](std::vector<std::string>& keys) -> result<void> {
-          for (auto& k : keys) markers.push_back(std::move(k));
-          return {};
-        },
-        no_deadline);
-    impl_->settle_result(scanned);
+    auto scanned = impl_->scan_keys(match, [&](std::string& k) { markers.push_back(std::move(k)); });
     if (!scanned.ok()) return scanned.error();
     if (markers.empty()) return false;
     std::vector<std::vector<std::string_view>> commands;

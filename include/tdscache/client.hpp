@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -120,6 +121,12 @@ class client {
   // Deletes every state of a type with SCAN MATCH + UNLINK (never KEYS); glob characters in
   // the prefix or type are escaped, so they match only themselves. Returns keys removed.
   result<std::uint64_t> invalidate_type(std::string_view entity_type) noexcept;
+
+  // How many states are stored, per entity type, by SCAN MATCH over every node (never KEYS).
+  // The type is the key's segment after the prefix, up to the next ':' (ids may hold ':';
+  // types should not). Keys SCAN reports twice are counted once. A diagnostic for operators:
+  // it reads every key name, so it costs time and memory proportional to the cache's size.
+  result<std::map<std::string, std::uint64_t, std::less<>>> count_states() noexcept;
 
   // Unconditional commit of rows already in the database (cache warming).
   commit_result warm(std::string_view entity_type, std::span<const warm_record> records) noexcept;

@@ -905,6 +905,11 @@ class cache_client {
     return unwrap(client_.invalidate_type(entity_type));
   }
 
+  std::map<std::string, std::uint64_t, std::less<>> count_states() {
+    py::gil_scoped_release release;
+    return unwrap(client_.count_states());
+  }
+
   void mark_batch_complete(const std::string& entity_type, const std::string& batch_id, const std::string& stats_json) {
     py::gil_scoped_release release;
     unwrap(client_.mark_batch_complete(entity_type, batch_id, stats_json));
@@ -1076,6 +1081,7 @@ PYBIND11_MODULE(_native, m) {
            "local_ids"_a = py::none(), py::kw_only(), "scheme"_a = "legacy", "warm"_a = false)
       .def("get_state", &cache_client::get_state, "entity_type"_a, "entity_id"_a)
       .def("invalidate", &cache_client::invalidate, "entity_type"_a, "entity_id"_a = py::none())
+      .def("count_states", &cache_client::count_states)
       .def("mark_batch_complete", &cache_client::mark_batch_complete, "entity_type"_a, "batch_id"_a, "stats_json"_a)
       .def("was_batch_synced_recently", &cache_client::was_batch_synced_recently, "entity_type"_a, "window_seconds"_a)
       .def("ping", &cache_client::ping)

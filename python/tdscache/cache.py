@@ -208,6 +208,11 @@ class Cache:
     def invalidate(self, entity_type: str, entity_id: Any = None) -> int:
         return int(self._client.invalidate(entity_type, None if entity_id is None else str(entity_id)))
 
+    def count_states(self) -> dict[str, int]:
+        """Stored states per entity type, by SCAN over every node (never KEYS). It reads every
+        key name: a diagnostic whose cost grows with the cache, not something to call per sync."""
+        return dict(self._client.count_states())
+
     def mark_batch_complete(self, entity_type: str, batch_id: str, stats: Mapping[str, Any]) -> None:
         self._client.mark_batch_complete(entity_type, batch_id, json.dumps(dict(stats), default=str))
 
@@ -285,6 +290,9 @@ class AsyncCache:
 
     async def invalidate(self, entity_type: str, entity_id: Any = None) -> int:
         return await asyncio.to_thread(self.sync.invalidate, entity_type, entity_id)
+
+    async def count_states(self) -> dict[str, int]:
+        return await asyncio.to_thread(self.sync.count_states)
 
     async def mark_batch_complete(self, entity_type: str, batch_id: str, stats: Mapping[str, Any]) -> None:
         await asyncio.to_thread(self.sync.mark_batch_complete, entity_type, batch_id, stats)

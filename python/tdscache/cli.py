@@ -94,6 +94,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
         "cluster": config.get("cluster"),
         "tls": config.get("tls"),
     }
+    if args.count:
+        try:
+            report["states"] = cache.count_states()
+        except Error as exc:
+            raise _redis_failure(cache, exc) from exc
     if args.json:
         _print_json(report)
         return EXIT_OK
@@ -283,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     stats = commands.add_parser("stats", help="is Redis reachable, and how the cache is set up there")
     _add_redis_options(stats)
     stats.add_argument("--json", action="store_true", help="print JSON")
+    stats.add_argument("--count", action="store_true",
+                       help="also count stored states per entity type (SCAN over every key: slow on a big cache)")
     stats.set_defaults(handler=cmd_stats)
 
     inspect = commands.add_parser("inspect", help="print the cached state of one entity")

@@ -98,6 +98,21 @@ def test_stats_reports_a_reachable_redis(fresh_redis: RedisServer, capsys: pytes
     assert code == 0 and report["reachable"] is True and report["key_prefix"] == "tds:entity:state"
 
 
+def test_stats_count_reports_states_per_type(fresh_redis: RedisServer, capsys: pytest.CaptureFixture[str]) -> None:
+    cache = tdscache.Cache(fresh_redis.url)
+    cache.warm("product", [str(i) for i in range(1500)], [bytes([i % 256]) * 32 for i in range(1500)])
+    cache.warm("customer", ["c:1", "c:2", "c*3"], [b"\x01" * 32] * 3)  # ':' and '*' in ids
+    fresh_redis.command("SET", "tds:entity:stateless", "x")  # shares the prefix's text, not its ':'
+    fresh_redis.command("SET", "other:product:1", "x")
+    code, out, _ = run_main(capsys, "stats", "--redis-url", fresh_redis.url, "--json", "--count")
+    assert code == 0 and json.loads(out)["states"] == {"customer": 3, "product": 1500}
+    code, out, _ = run_main(capsys, "stats", "--redis-url", fresh_redis.url)
+    assert code == 0 and "states" not in out  # counting is opt-in: it reads every key name
+    assert cache.count_states() == {"customer": 3, "product": 1500}
+    cache.invalidate("product")
+    assert cache.count_states() == {"customer": 3}
+
+
 def test_commands_fail_with_exit_1_when_redis_is_unreachable(capsys: pytest.CaptureFixture[str]) -> None:
     url = f"redis://:s3cret@127.0.0.1:{free_tcp_port()}/0"
     for argv in (["stats"], ["inspect", "products", "1"], ["invalidate", "products"]):

@@ -155,6 +155,7 @@ def test_check_commit_invalidate_through_a_cluster_url(fresh_cluster: Cluster) -
     cache.ping()
 
     cache.warm("customer", ["c1", "c2"], [b"\x01" * 32, b"\x02" * 32])
+    assert cache.count_states() == {"product": 3000, "customer": 2}  # every primary scanned
     assert cache.invalidate("product", ids[0]) == 1
     assert cache.invalidate("product") == 2999
     assert sum(fresh_cluster.dbsizes()) == 2 + 1  # the customers and the batch marker
