@@ -125,20 +125,25 @@ def _demo_logging(console: Console) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C, so the cleanup in `finally` runs for both."""
+    """SIGTERM and SIGINT both raise KeyboardInterrupt where the main thread is, so the cleanup in
+    `finally` runs for both. SIGINT gets the handler too because asyncio.run's own one only
+    cancels the main task, and a library under it may absorb that cancellation (an HTTP stack
+    turning it into a response, a `finally` awaiting a cancelled future): the demo then ran to
+    the end after Ctrl-C in one CI run (test_demo_interrupted_mid_run_stops_redis_and_removes_its_files)."""
 
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
     try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
+        previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run_demo(options: DemoOptions, console: Optional[Console] = None) -> int:
