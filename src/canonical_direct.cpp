@@ -54,6 +54,26 @@ inline void skip_ws(const char*& p) noexcept {
 
 inline bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
 
+// The end of the run of ASCII digits at p, 32 bytes a look: Zoho's 19-digit ids took a
+// mispredicted exit from a byte loop each. Reads up to 31 bytes past the run (padded input).
+inline const char* skip_digits(const char* p) noexcept {
+#if defined(__SSE2__)
+  for (;; p += 32) {
+    const auto digits = [](const char* q) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+      // Signed compares: bytes >= 0x80 are negative and fail the first test.
+      return static_cast<unsigned>(_mm_movemask_epi8(
+          _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)), _mm_cmplt_epi8(v, _mm_set1_epi8('9' + 1)))));
+    };
+    const unsigned other = ~(digits(p) | digits(p + 16) << 16);
+    if (other != 0) return p + __builtin_ctz(other);
+  }
+#else
+  while (is_digit(*p)) ++p;
+  return p;
+#endif
+}
+
 // One code point below 0x80, escaped as both schemes do (legacy adds DEL).
 inline char* put_ascii(char* w, std::uint32_t c, bool legacy) noexcept {
   if (const char e = short_escape(c)) {
@@ -178,8 +198,10 @@ bool direct_walker::run(const char* input, std::size_t size, const config& cfg, 
   capture_ = nullptr;
   const char* p = input;
   skip_ws(p);
+  cursor o = cursor_at_end();
   bool is_null;
-  if (!value(p, 0, is_null)) return false;
+  if (!value(p, o, 0, is_null)) return false;
+  out_.set_end(o.w);
   skip_ws(p);
   return p == input + size;
 }
@@ -191,44 +213,60 @@ const char* direct_walker::run_item(const char* item, std::size_t page_size, con
   capture.id = {};
   capture.modified = {};
   capture_ = &capture;
-  const char* p = item;
-  const bool ok = object(p, 1);
+  const char* end = object(item, 1);
   capture_ = nullptr;
-  return ok ? p : nullptr;
+  return end;
 }
 
-TDS_HOT_INLINE bool direct_walker::value(const char*& p, std::size_t depth, bool& is_null) {
+void direct_walker::grow_out(cursor& o, std::size_t n) {
+  out_.set_end(o.w);
+  out_.reserve_more(n);
+  o = cursor_at_end();
+}
+
+TDS_HOT_INLINE void direct_walker::room(cursor& o, std::size_t n) {
+  if (static_cast<std::size_t>(o.end - o.w) < n) grow_out(o, n);
+}
+
+TDS_HOT_INLINE bool direct_walker::value(const char*& p, cursor& o, std::size_t depth, bool& is_null) {
   is_null = false;
-  if (*p == '"') return string(p);  // the most common value: ahead of the jump table
+  if (*p == '"') return string(p, o);  // the most common value: ahead of the jump table
   switch (*p) {
-    case '{': return object(p, depth + 1);
-    case '[': return array(p, depth + 1);
-    case '"': return string(p);
-    case 't': return literal(p, "true");
-    case 'f': return literal(p, "false");
-    case 'n': return is_null = true, literal(p, "null");
+    case '{':
+    case '[':
+      // The nested walk writes through out_: hand the cursor over and take it back.
+      out_.set_end(o.w);
+      p = *p == '{' ? object(p, depth + 1) : array(p, depth + 1);
+      o = cursor_at_end();
+      return p != nullptr;
+    case 't': return literal(p, o, "true");
+    case 'f': return literal(p, o, "false");
+    case 'n': return is_null = true, literal(p, o, "null");
     default:
-      return (*p == '-' || is_digit(*p)) && number(p);
+      return (*p == '-' || is_digit(*p)) && number(p, o);
   }
 }
 
-TDS_HOT_INLINE bool direct_walker::literal(const char*& p, std::string_view word) {
+TDS_HOT_INLINE bool direct_walker::literal(const char*& p, cursor& o, std::string_view word) {
   if (std::memcmp(p, word.data(), word.size()) != 0) return false;
-  std::memcpy(out_.reserve_more(word.size()), word.data(), word.size());
-  out_.size += word.size();
+  room(o, word.size());
+  std::memcpy(o.w, word.data(), word.size());
+  o.w += word.size();
   p += word.size();
   return true;
 }
 
-TDS_HOT_INLINE bool direct_walker::string(const char*& p) {
+TDS_HOT_INLINE bool direct_walker::string(const char*& p, cursor& o) {
   const bool legacy = cfg_.scheme == hash_scheme::legacy;
   ++p;
-  char* w = out_.reserve_more(block_room + 1);
+  room(o, block_room + 1);
+  char* w = o.w;
   *w++ = '"';
   for (;;) {
-    if (out_.capacity - static_cast<std::size_t>(w - out_.data.get()) < block_room) {
-      out_.set_end(w);
-      w = out_.reserve_more(block_room);
+    if (static_cast<std::size_t>(o.end - w) < block_room) {
+      o.w = w;
+      grow_out(o, block_room);
+      w = o.w;
     }
     // Copy the block whole, then keep only its plain prefix.
     copy_block(w, p);
@@ -245,7 +283,7 @@ TDS_HOT_INLINE bool direct_walker::string(const char*& p) {
     if (c == '"') {
       *w++ = '"';
       ++p;
-      out_.set_end(w);
+      o.w = w;
       return true;
     }
     if (c == '\\') {
@@ -271,20 +309,21 @@ TDS_HOT_INLINE bool direct_walker::string(const char*& p) {
     }
     // 12 bytes of output at most per character: stop 16 short of the buffer's end, and the
     // loop's head makes room again.
-    const char* stop = out_.data.get() + out_.capacity - 16;
+    const char* stop = o.end - 16;
     while (static_cast<unsigned char>(*p) >= 0x80 && w < stop) w = put_legacy_non_ascii(w, decode_utf8(p));
   }
 }
 
 // A member name: written quoted and escaped into out_, and its decoded text returned for
 // sorting and exclusion. Most names need no unescaping and no escaping: used in place.
-TDS_HOT_INLINE bool direct_walker::key(const char*& p, std::string_view& decoded) {
+TDS_HOT_INLINE bool direct_walker::key(const char*& p, cursor& o, std::string_view& decoded) {
   const bool legacy = cfg_.scheme == hash_scheme::legacy;
   const char* start = p + 1;
   {
     // Most names are plain and shorter than 32 bytes: copy two blocks, then look once (one
     // block made the name-length branch a coin toss on Zoho's long names).
-    char* w = out_.reserve_more(2 + 32);
+    room(o, 2 + 32);
+    char* w = o.w;
     w[0] = '"';
     copy_block(w + 1, start);
     copy_block(w + 17, start + 16);
@@ -292,7 +331,7 @@ TDS_HOT_INLINE bool direct_walker::key(const char*& p, std::string_view& decoded
     if (mask != 0 && start[__builtin_ctz(mask)] == '"') {
       const auto n = static_cast<std::size_t>(__builtin_ctz(mask));
       w[n + 1] = '"';
-      out_.size += n + 2;
+      o.w += n + 2;
       decoded = std::string_view(start, n);
       p = start + n + 1;
       return true;
@@ -310,11 +349,12 @@ TDS_HOT_INLINE bool direct_walker::key(const char*& p, std::string_view& decoded
   }
   if (*q == '"') {
     const auto n = static_cast<std::size_t>(q - start);
-    char* w = out_.reserve_more(n + 2 + 16);
+    room(o, n + 2 + 16);
+    char* w = o.w;
     w[0] = '"';
     copy_span(w + 1, start, n);
     w[n + 1] = '"';
-    out_.size += n + 2;
+    o.w += n + 2;
     decoded = std::string_view(start, n);
     p = q + 1;
     return true;
@@ -344,13 +384,12 @@ TDS_HOT_INLINE bool direct_walker::key(const char*& p, std::string_view& decoded
   decoded = std::string_view(first, static_cast<std::size_t>(w - first));
   tmp_.clear();
   append_quoted(tmp_, decoded, cfg_.scheme);
-  std::memcpy(out_.reserve_more(tmp_.size()), tmp_.data(), tmp_.size());
-  out_.size += tmp_.size();
+  put_tmp(o);
   return true;
 }
 
 // Grammar (RFC 8259): -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?
-TDS_HOT_INLINE bool direct_walker::number(const char*& p) {
+TDS_HOT_INLINE bool direct_walker::number(const char*& p, cursor& o) {
   const bool legacy = cfg_.scheme == hash_scheme::legacy;
   const char* start = p;
   const bool negative = *p == '-';
@@ -359,7 +398,7 @@ TDS_HOT_INLINE bool direct_walker::number(const char*& p) {
   if (*p == '0') {
     ++p;
   } else if (is_digit(*p)) {
-    while (is_digit(*p)) ++p;
+    p = skip_digits(p);
   } else {
     return false;
   }
@@ -368,7 +407,7 @@ TDS_HOT_INLINE bool direct_walker::number(const char*& p) {
   const char* frac_end = nullptr;
   if (*p == '.') {
     frac_start = ++p;
-    while (is_digit(*p)) ++p;
+    p = skip_digits(p);
     if (p == frac_start) return false;
     frac_end = p;
   }
@@ -397,10 +436,11 @@ TDS_HOT_INLINE bool direct_walker::number(const char*& p) {
     if (legacy && !verbatim) return false;
     if (verbatim) {
       const bool sign = negative && !int_zero;
-      char* w = out_.reserve_more(int_digits + 1);
+      room(o, int_digits + 1);
+      char* w = o.w;
       if (sign) *w++ = '-';
       std::memcpy(w, int_start, int_digits);
-      out_.set_end(w + int_digits);
+      o.w = w + int_digits;
       return true;
     }
   }
@@ -421,8 +461,9 @@ TDS_HOT_INLINE bool direct_walker::number(const char*& p) {
       if (frac_digits == 0) {  // zero: Python keeps the sign of -0.0, ECMAScript drops it
         const char* text = legacy ? (negative ? "-0.0" : "0.0") : "0";
         const std::size_t n = std::strlen(text);
-        std::memcpy(out_.reserve_more(n), text, n);
-        out_.size += n;
+        room(o, n);
+        std::memcpy(o.w, text, n);
+        o.w += n;
         return true;
       }
       // |x| >= 1e-4 (legacy) or 1e-6 (jcs): positional in both formats.
@@ -437,7 +478,8 @@ TDS_HOT_INLINE bool direct_walker::number(const char*& p) {
       fast = significant <= 15 && int_digits <= (legacy ? 16u : 21u);
     }
     if (fast) {
-      char* w = out_.reserve_more(int_digits + frac_digits + 4);
+      room(o, int_digits + frac_digits + 4);
+      char* w = o.w;
       if (negative) *w++ = '-';
       std::memcpy(w, int_start, int_digits);
       w += int_digits;
@@ -449,7 +491,7 @@ TDS_HOT_INLINE bool direct_walker::number(const char*& p) {
         *w++ = '.';
         *w++ = '0';
       }
-      out_.set_end(w);
+      o.w = w;
       return true;
     }
   }
@@ -461,79 +503,96 @@ TDS_HOT_INLINE bool direct_walker::number(const char*& p) {
   tmp_.clear();
   if (legacy) append_python_float(tmp_, v);
   else append_es_number(tmp_, v);
-  std::memcpy(out_.reserve_more(tmp_.size()), tmp_.data(), tmp_.size());
-  out_.size += tmp_.size();
+  put_tmp(o);
   return true;
 }
 
+void direct_walker::put_tmp(cursor& o) {
+  room(o, tmp_.size());
+  std::memcpy(o.w, tmp_.data(), tmp_.size());
+  o.w += tmp_.size();
+}
+
 // ", " and ": " in legacy (Python's default separators), "," and ":" in jcs.
-TDS_HOT_INLINE void direct_walker::separator(char c) {
-  char* w = out_.reserve_more(2);
-  w[0] = c;
-  w[1] = ' ';
-  out_.size += cfg_.scheme == hash_scheme::legacy ? 2 : 1;
+TDS_HOT_INLINE void direct_walker::separator(cursor& o, char c) {
+  room(o, 2);
+  o.w[0] = c;
+  o.w[1] = ' ';
+  o.w += cfg_.scheme == hash_scheme::legacy ? 2 : 1;
 }
 
 // Writes the opening bracket or brace at p, steps over it and any space; returns what follows.
-TDS_HOT_INLINE char direct_walker::open(const char*& p) {
-  *out_.reserve_more(1) = *p++;
-  ++out_.size;
+TDS_HOT_INLINE char direct_walker::open(const char*& p, cursor& o) {
+  room(o, 1);
+  *o.w++ = *p++;
   skip_ws(p);
   return *p;
 }
 
 // Writes the closing bracket or brace at p and steps over it.
-TDS_HOT_INLINE bool direct_walker::close(const char*& p) {
-  *out_.reserve_more(1) = *p++;
-  ++out_.size;
-  return true;
+TDS_HOT_INLINE void direct_walker::close(const char*& p, cursor& o) {
+  room(o, 1);
+  *o.w++ = *p++;
 }
 
 // After a member or element: 1 when ',' follows (the separator is written), 0 when `closing`
 // does (written and stepped over), -1 when neither: not JSON.
-TDS_HOT_INLINE int direct_walker::after_element(const char*& p, char closing) {
+TDS_HOT_INLINE int direct_walker::after_element(const char*& p, cursor& o, char closing) {
   skip_ws(p);
-  if (*p == closing) return close(p) ? 0 : -1;
+  if (*p == closing) return close(p, o), 0;
   if (*p != ',') return -1;
   ++p;
   skip_ws(p);
-  separator(',');
+  separator(o, ',');
   return 1;
 }
 
-bool direct_walker::array(const char*& p, std::size_t depth) {
-  if (!enter(depth)) return false;
-  if (open(p) == ']') return close(p);
+// The cursor p is a local copy, not the caller's: output stores (char) may alias anything
+// reachable, and a cursor behind a reference was reloaded after each of them.
+const char* direct_walker::array(const char* p, std::size_t depth) {
+  if (!enter(depth)) return nullptr;
+  cursor o = cursor_at_end();
+  if (open(p, o) == ']') {
+    close(p, o);
+    out_.set_end(o.w);
+    return p;
+  }
   int more = 1;
   while (more > 0) {
     bool is_null;
-    if (!value(p, depth, is_null)) return false;
-    more = after_element(p, ']');
+    if (!value(p, o, depth, is_null)) return nullptr;
+    more = after_element(p, o, ']');
   }
-  return more == 0;
+  out_.set_end(o.w);
+  return more == 0 ? p : nullptr;
 }
 
-bool direct_walker::object(const char*& p, std::size_t depth) {
-  if (!enter(depth)) return false;
+const char* direct_walker::object(const char* p, std::size_t depth) {
+  if (!enter(depth)) return nullptr;
   const bool legacy = cfg_.scheme == hash_scheme::legacy;  // drops top-level nulls
   const bool top = depth == 1;
   const std::size_t member_mark = members_.size();
   const std::size_t out_mark = out_.size;
-  if (open(p) == '}') return close(p);
+  cursor o = cursor_at_end();
+  if (open(p, o) == '}') {
+    close(p, o);
+    out_.set_end(o.w);
+    return p;
+  }
   int more = 1;
   while (more > 0) {
-    if (*p != '"') return false;
-    const std::size_t span_begin = out_.size;
+    if (*p != '"') return nullptr;
+    const auto span_begin = static_cast<std::size_t>(o.w - o.base);
     std::string_view name;
-    if (!key(p, name)) return false;
+    if (!key(p, o, name)) return nullptr;
     skip_ws(p);
-    if (*p != ':') return false;
+    if (*p != ':') return nullptr;
     ++p;
     skip_ws(p);
-    separator(':');
+    separator(o, ':');
     bool is_null;
     const char* value_begin = p;
-    if (!value(p, depth, is_null)) return false;
+    if (!value(p, o, depth, is_null)) return nullptr;
     if (top && capture_) {
       // The last occurrence counts, as in json.loads.
       if (name == capture_->id_field) capture_->id = std::string_view(value_begin, static_cast<std::size_t>(p - value_begin));
@@ -543,11 +602,12 @@ bool direct_walker::object(const char*& p, std::size_t depth) {
     const bool drop = top && ((legacy && is_null) || (cfg_.excluded && cfg_.excluded->contains(name)));
     members_.push_back(member{name.data(), key_prefix(name.data(), name.size()),
                               static_cast<std::uint32_t>(name.size()), span_begin,
-                              out_.size, drop});
-    more = after_element(p, '}');
+                              static_cast<std::size_t>(o.w - o.base), drop});
+    more = after_element(p, o, '}');
   }
-  if (more < 0) return false;
-  return assemble(member_mark, out_mark);
+  if (more < 0) return nullptr;
+  out_.set_end(o.w);
+  return assemble(member_mark, out_mark) ? p : nullptr;
 }
 
 const direct_walker::shape* direct_walker::find_shape(std::uint64_t hash, std::size_t member_mark,
