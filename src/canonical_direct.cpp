@@ -140,10 +140,13 @@ inline std::uint64_t key_prefix(const char* key, std::size_t size) noexcept {
   return size == 0 ? 0 : v & (~std::uint64_t{0} << (8 * (8 - size)));
 }
 
-// Copies n bytes in 16-byte blocks: up to 15 bytes past both ends are read and written, so
-// both buffers keep that much room.
+// Copies n bytes in 16-byte blocks, at least two: up to 31 bytes past both ends are read and
+// written, so both buffers keep that much room. (Most spans fit in 32 bytes, so the loop, whose
+// exit mispredicted per span, is mostly skipped.)
 inline char* copy_span(char* w, const char* s, std::size_t n) noexcept {
-  for (std::size_t i = 0; i < n; i += 16) copy_block(w + i, s + i);
+  copy_block(w, s);
+  copy_block(w + 16, s + 16);
+  for (std::size_t i = 32; i < n; i += 16) copy_block(w + i, s + i);
   return w + n;
 }
 
@@ -349,7 +352,7 @@ TDS_HOT_INLINE bool direct_walker::key(const char*& p, cursor& o, std::string_vi
   }
   if (*q == '"') {
     const auto n = static_cast<std::size_t>(q - start);
-    room(o, n + 2 + 16);
+    room(o, n + 2 + 32);
     char* w = o.w;
     w[0] = '"';
     copy_span(w + 1, start, n);
@@ -579,6 +582,11 @@ const char* direct_walker::object(const char* p, std::size_t depth) {
     out_.set_end(o.w);
     return p;
   }
+  // Which shape this is, for the shape cache: a sum of independent products (a chained
+  // multiply per member sat on assemble's critical path). Any value works: hits are verified.
+  std::uint64_t shape_hash = 0;
+  std::uint64_t position = 0;
+  bool any_drop = false;
   int more = 1;
   while (more > 0) {
     if (*p != '"') return nullptr;
@@ -600,14 +608,16 @@ const char* direct_walker::object(const char* p, std::size_t depth) {
         capture_->modified = std::string_view(value_begin, static_cast<std::size_t>(p - value_begin));
     }
     const bool drop = top && ((legacy && is_null) || (cfg_.excluded && cfg_.excluded->contains(name)));
-    members_.push_back(member{name.data(), key_prefix(name.data(), name.size()),
-                              static_cast<std::uint32_t>(name.size()), span_begin,
+    any_drop |= drop;
+    const std::uint64_t prefix = key_prefix(name.data(), name.size());
+    shape_hash += (prefix ^ (std::uint64_t{name.size()} << 56) ^ ++position) * 0x9E3779B97F4A7C15ull;
+    members_.push_back(member{name.data(), prefix, static_cast<std::uint32_t>(name.size()), span_begin,
                               static_cast<std::size_t>(o.w - o.base), drop});
     more = after_element(p, o, '}');
   }
   if (more < 0) return nullptr;
   out_.set_end(o.w);
-  return assemble(member_mark, out_mark) ? p : nullptr;
+  return assemble(member_mark, out_mark, shape_hash * 0x9E3779B97F4A7C15ull ^ position, any_drop) ? p : nullptr;
 }
 
 const direct_walker::shape* direct_walker::find_shape(std::uint64_t hash, std::size_t member_mark,
@@ -654,7 +664,6 @@ bool direct_walker::sort_members(std::size_t member_mark, std::size_t count, sha
   into.sizes.clear();
   into.tails.clear();
   into.order.clear();
-  into.shadowed.clear();
   into.sorted_already = true;
   const auto pad_tails = [&into] { into.tails.append(16, '\0'); };  // same_bytes reads blocks
   for (std::size_t i = 0; i < count; ++i) {
@@ -668,8 +677,7 @@ bool direct_walker::sort_members(std::size_t member_mark, std::size_t count, sha
       shadowed = same_key(it.key, it.key_size, next.key, next.key_size);
       if (shadowed && scheme == hash_scheme::jcs) return false;
     }
-    into.order.push_back(order_[i].member);
-    into.shadowed.push_back(shadowed);
+    into.order.push_back(order_[i].member | (shadowed ? shape::shadowed : 0));
     if (shadowed || order_[i].member != i) into.sorted_already = false;
   }
   pad_tails();
@@ -679,17 +687,11 @@ bool direct_walker::sort_members(std::size_t member_mark, std::size_t count, sha
 // The members were written in input order with separators, so out_[out_mark..] is already the
 // finished object when that order is sorted and nothing is dropped. Otherwise it is rebuilt in
 // sorted order from the recorded spans.
-bool direct_walker::assemble(std::size_t member_mark, std::size_t out_mark) {
+bool direct_walker::assemble(std::size_t member_mark, std::size_t out_mark, std::uint64_t hash, bool any_drop) {
   const std::size_t count = members_.size() - member_mark;
   if (count == 0) return true;
   const bool legacy = cfg_.scheme == hash_scheme::legacy;
   const member* m = members_.data() + member_mark;
-  std::uint64_t hash = count;
-  bool any_drop = false;
-  for (std::size_t i = 0; i < count; ++i) {
-    hash = (hash ^ m[i].prefix ^ (std::uint64_t{m[i].key_size} << 56)) * 0x9E3779B97F4A7C15ull;
-    any_drop |= m[i].drop;
-  }
   if (shapes_.empty()) shapes_.resize(shape_slots);
   const shape* s = find_shape(hash, member_mark, count);
   if (!s) {
@@ -709,14 +711,15 @@ bool direct_walker::assemble(std::size_t member_mark, std::size_t out_mark) {
 
   const std::size_t object_size = out_.size - out_mark;
   scratch_.size = 0;
-  char* w = scratch_.reserve_more(object_size + 16);
-  out_.reserve_more(16);  // copy_span reads past the last span
+  char* w = scratch_.reserve_more(object_size + 32);
+  out_.reserve_more(32);  // copy_span reads past the last span
   const char* src = out_.data.get();
   *w++ = '{';
   bool any = false;
   for (std::size_t i = 0; i < count; ++i) {
-    if (s->shadowed[i]) continue;  // json.loads keeps the last of duplicate names
-    const member& it = m[s->order[i]];
+    const std::uint32_t entry = s->order[i];
+    if (entry & shape::shadowed) continue;  // json.loads keeps the last of duplicate names
+    const member& it = m[entry];
     if (it.drop) continue;
     if (any) {
       w[0] = ',';

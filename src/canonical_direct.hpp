@@ -94,8 +94,10 @@ class direct_walker {
     std::vector<std::uint64_t> prefixes;
     std::vector<std::uint32_t> sizes;
     std::string tails;                  // each name's bytes past the first 8, concatenated
-    std::vector<std::uint32_t> order;   // member positions in sorted order
-    std::vector<bool> shadowed;         // per sorted position: a later duplicate wins (legacy)
+    // Member positions in sorted order, each with `shadowed` set when a later duplicate wins
+    // (legacy; jcs declines on duplicates).
+    std::vector<std::uint32_t> order;
+    static constexpr std::uint32_t shadowed = 0x80000000u;
     bool sorted_already = false;        // order is the identity and there are no duplicates
   };
   static constexpr std::size_t shape_slots = 64;  // slot_of() keeps 6 bits  // bounded: a slot is overwritten on a miss
@@ -132,7 +134,7 @@ class direct_walker {
   int after_element(const char*& p, cursor& o, char closing);
   bool key(const char*& p, cursor& o, std::string_view& decoded);
   bool number(const char*& p, cursor& o);
-  bool assemble(std::size_t member_mark, std::size_t out_mark);
+  bool assemble(std::size_t member_mark, std::size_t out_mark, std::uint64_t hash, bool any_drop);
   bool enter(std::size_t depth) const;
 
   config cfg_;
