@@ -95,11 +95,21 @@ inline char* put_legacy_non_ascii(char* w, std::uint32_t cp) noexcept {
 
 // Bit i set: byte i of the block at p must leave the plain copy loop. Legacy stops at '"', '\\',
 // controls and everything outside ' '..'~'; jcs stops at '"', '\\' and controls only.
-inline unsigned special_mask(const char* p, bool legacy) noexcept {
+// `quote` marks the '"' bytes alone: whether the first special byte ends the string is then a
+// bit test, not a load of the byte through the just-computed position.
+struct block_marks {
+  unsigned special, quote;
+};
+
+inline block_marks scan_block(const char* p, bool legacy) noexcept;
+
+inline unsigned special_mask(const char* p, bool legacy) noexcept { return scan_block(p, legacy).special; }
+
+inline block_marks scan_block(const char* p, bool legacy) noexcept {
 #if defined(__SSE2__)
   const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  const __m128i quote_or_backslash =
-      _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+  const __m128i quote = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
+  const __m128i quote_or_backslash = _mm_or_si128(quote, _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
   __m128i special;
   if (legacy) {
     // Signed compare: bytes 0x80-0xFF are negative, so one compare flags them with the controls.
@@ -109,14 +119,15 @@ inline unsigned special_mask(const char* p, bool legacy) noexcept {
     special = _mm_or_si128(quote_or_backslash,
                            _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1F)), v));
   }
-  return static_cast<unsigned>(_mm_movemask_epi8(special));
+  return {static_cast<unsigned>(_mm_movemask_epi8(special)), static_cast<unsigned>(_mm_movemask_epi8(quote))};
 #else
-  unsigned mask = 0;
+  block_marks marks{0, 0};
   for (int i = 0; i < 16; ++i) {
     const auto c = static_cast<unsigned char>(p[i]);
-    if (c == '"' || c == '\\' || c < 0x20 || (legacy && c >= 0x7F)) mask |= 1u << i;
+    if (c == '"' || c == '\\' || c < 0x20 || (legacy && c >= 0x7F)) marks.special |= 1u << i;
+    if (c == '"') marks.quote |= 1u << i;
   }
-  return mask;
+  return marks;
 #endif
 }
 
@@ -273,22 +284,21 @@ TDS_HOT_INLINE bool direct_walker::string(const char*& p, cursor& o) {
     }
     // Copy the block whole, then keep only its plain prefix.
     copy_block(w, p);
-    const unsigned mask = special_mask(p, legacy);
-    if (mask == 0) {
+    const block_marks marks = scan_block(p, legacy);
+    if (marks.special == 0) {
       p += 16;
       w += 16;
       continue;
     }
-    const int n = __builtin_ctz(mask);
+    const int n = __builtin_ctz(marks.special);
+    if ((marks.quote >> n) & 1) {  // the closing quote, copied with the block
+      p += n + 1;
+      o.w = w + n + 1;
+      return true;
+    }
     p += n;
     w += n;
     const auto c = static_cast<unsigned char>(*p);
-    if (c == '"') {
-      *w++ = '"';
-      ++p;
-      o.w = w;
-      return true;
-    }
     if (c == '\\') {
       const std::int32_t cp = decode_escape(p);
       if (cp < 0) return false;
@@ -330,11 +340,12 @@ TDS_HOT_INLINE bool direct_walker::key(const char*& p, cursor& o, std::string_vi
     w[0] = '"';
     copy_block(w + 1, start);
     copy_block(w + 17, start + 16);
-    const unsigned mask = special_mask(start, legacy) | special_mask(start + 16, legacy) << 16;
-    if (mask != 0 && start[__builtin_ctz(mask)] == '"') {
+    const block_marks low = scan_block(start, legacy), high = scan_block(start + 16, legacy);
+    const unsigned mask = low.special | high.special << 16;
+    const unsigned quote = low.quote | high.quote << 16;
+    if ((mask & -mask & quote) != 0) {  // the first special byte is the closing quote
       const auto n = static_cast<std::size_t>(__builtin_ctz(mask));
-      w[n + 1] = '"';
-      o.w += n + 2;
+      o.w += n + 2;  // the quote was copied with the blocks
       decoded = std::string_view(start, n);
       p = start + n + 1;
       return true;
