@@ -7,6 +7,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -86,11 +87,36 @@ inline char* put_ascii(char* w, std::uint32_t c, bool legacy) noexcept {
   return w + 1;
 }
 
-// ensure_ascii's form of a code point >= 0x80: \uXXXX, or a surrogate pair of them.
+// Two lowercase hex digits per byte value, first digit in the low byte (as stored).
+constexpr auto hex_pairs = [] {
+  std::array<std::uint16_t, 256> t{};
+  constexpr char digits[] = "0123456789abcdef";
+  for (unsigned b = 0; b < 256; ++b)
+    t[b] = static_cast<std::uint16_t>(static_cast<unsigned char>(digits[b >> 4]) |
+                                      static_cast<unsigned char>(digits[b & 0xF]) << 8);
+  return t;
+}();
+
+// \uXXXX as one 8-byte store of two table pairs (Arabic text in legacy is mostly these): 2
+// bytes past the escape are overwritten, so callers keep that room.
+inline char* put_u_escape_wide(char* w, std::uint32_t unit) noexcept {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  const std::uint64_t v = std::uint64_t{'\\'} | std::uint64_t{'u'} << 8 |
+                          std::uint64_t{hex_pairs[(unit >> 8) & 0xFF]} << 16 |
+                          std::uint64_t{hex_pairs[unit & 0xFF]} << 32;
+  std::memcpy(w, &v, 8);
+  return w + 6;
+#else
+  return put_u_escape(w, unit);
+#endif
+}
+
+// ensure_ascii's form of a code point >= 0x80: \uXXXX, or a surrogate pair of them. Writes up
+// to 14 bytes for 12.
 inline char* put_legacy_non_ascii(char* w, std::uint32_t cp) noexcept {
-  if (cp < 0x10000) return put_u_escape(w, cp);
+  if (cp < 0x10000) return put_u_escape_wide(w, cp);
   const std::uint32_t v = cp - 0x10000;
-  return put_u_escape(put_u_escape(w, 0xD800 | (v >> 10)), 0xDC00 | (v & 0x3FF));
+  return put_u_escape_wide(put_u_escape_wide(w, 0xD800 | (v >> 10)), 0xDC00 | (v & 0x3FF));
 }
 
 // Bit i set: byte i of the block at p must leave the plain copy loop. Legacy stops at '"', '\\',
@@ -323,7 +349,18 @@ TDS_HOT_INLINE bool direct_walker::string(const char*& p, cursor& o) {
     // 12 bytes of output at most per character: stop 16 short of the buffer's end, and the
     // loop's head makes room again.
     const char* stop = o.end - 16;
-    while (static_cast<unsigned char>(*p) >= 0x80 && w < stop) w = put_legacy_non_ascii(w, decode_utf8(p));
+    // A single space between non-ASCII words stays in this loop: leaving for the block scan at
+    // every word break cost a mispredicted exit and a block scan per word.
+    while (w < stop) {
+      if (static_cast<unsigned char>(*p) >= 0x80) {
+        w = put_legacy_non_ascii(w, decode_utf8(p));
+      } else if (*p == ' ' && static_cast<unsigned char>(p[1]) >= 0x80) {
+        *w++ = ' ';
+        ++p;
+      } else {
+        break;
+      }
+    }
   }
 }
 
