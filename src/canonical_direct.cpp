@@ -173,8 +173,9 @@ inline std::uint64_t key_prefix(const char* key, std::size_t size) noexcept {
   std::uint64_t v;
   std::memcpy(&v, key, 8);
   v = __builtin_bswap64(v);
-  if (size >= 8) return v;
-  return size == 0 ? 0 : v & (~std::uint64_t{0} << (8 * (8 - size)));
+  // Branch-free: names of under and over 8 bytes alternate unpredictably.
+  const std::uint64_t keep = size >= 8 ? ~std::uint64_t{0} : ~(~std::uint64_t{0} >> (8 * size));
+  return v & keep;
 }
 
 // Copies n bytes in 16-byte blocks, at least two: up to 31 bytes past both ends are read and
