@@ -7,6 +7,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -16,6 +17,10 @@
 
 #include "tdscache/detail/json_text.hpp"
 #include "tdscache/detail/stack_depth.hpp"
+
+// The per-token steps are inlined into the object and array loops: calls through `this` made
+// the compiler store and reload the cursor and the buffer ends around every token.
+#define TDS_HOT_INLINE [[gnu::always_inline]] inline
 
 namespace tds::detail {
 
@@ -50,6 +55,26 @@ inline void skip_ws(const char*& p) noexcept {
 
 inline bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
 
+// The end of the run of ASCII digits at p, 32 bytes a look: Zoho's 19-digit ids took a
+// mispredicted exit from a byte loop each. Reads up to 31 bytes past the run (padded input).
+inline const char* skip_digits(const char* p) noexcept {
+#if defined(__SSE2__)
+  for (;; p += 32) {
+    const auto digits = [](const char* q) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+      // Signed compares: bytes >= 0x80 are negative and fail the first test.
+      return static_cast<unsigned>(_mm_movemask_epi8(
+          _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)), _mm_cmplt_epi8(v, _mm_set1_epi8('9' + 1)))));
+    };
+    const unsigned other = ~(digits(p) | digits(p + 16) << 16);
+    if (other != 0) return p + __builtin_ctz(other);
+  }
+#else
+  while (is_digit(*p)) ++p;
+  return p;
+#endif
+}
+
 // One code point below 0x80, escaped as both schemes do (legacy adds DEL).
 inline char* put_ascii(char* w, std::uint32_t c, bool legacy) noexcept {
   if (const char e = short_escape(c)) {
@@ -62,20 +87,55 @@ inline char* put_ascii(char* w, std::uint32_t c, bool legacy) noexcept {
   return w + 1;
 }
 
-// ensure_ascii's form of a code point >= 0x80: \uXXXX, or a surrogate pair of them.
+// Two lowercase hex digits per byte value, first digit in the low byte (as stored).
+constexpr auto hex_pairs = [] {
+  std::array<std::uint16_t, 256> t{};
+  constexpr char digits[] = "0123456789abcdef";
+  for (unsigned b = 0; b < 256; ++b)
+    t[b] = static_cast<std::uint16_t>(static_cast<unsigned char>(digits[b >> 4]) |
+                                      static_cast<unsigned char>(digits[b & 0xF]) << 8);
+  return t;
+}();
+
+// \uXXXX as one 8-byte store of two table pairs (Arabic text in legacy is mostly these): 2
+// bytes past the escape are overwritten, so callers keep that room.
+inline char* put_u_escape_wide(char* w, std::uint32_t unit) noexcept {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  const std::uint64_t v = std::uint64_t{'\\'} | std::uint64_t{'u'} << 8 |
+                          std::uint64_t{hex_pairs[(unit >> 8) & 0xFF]} << 16 |
+                          std::uint64_t{hex_pairs[unit & 0xFF]} << 32;
+  std::memcpy(w, &v, 8);
+  return w + 6;
+#else
+  return put_u_escape(w, unit);
+#endif
+}
+
+// ensure_ascii's form of a code point >= 0x80: \uXXXX, or a surrogate pair of them. Writes up
+// to 14 bytes for 12.
 inline char* put_legacy_non_ascii(char* w, std::uint32_t cp) noexcept {
-  if (cp < 0x10000) return put_u_escape(w, cp);
+  if (cp < 0x10000) return put_u_escape_wide(w, cp);
   const std::uint32_t v = cp - 0x10000;
-  return put_u_escape(put_u_escape(w, 0xD800 | (v >> 10)), 0xDC00 | (v & 0x3FF));
+  return put_u_escape_wide(put_u_escape_wide(w, 0xD800 | (v >> 10)), 0xDC00 | (v & 0x3FF));
 }
 
 // Bit i set: byte i of the block at p must leave the plain copy loop. Legacy stops at '"', '\\',
 // controls and everything outside ' '..'~'; jcs stops at '"', '\\' and controls only.
-inline unsigned special_mask(const char* p, bool legacy) noexcept {
+// `quote` marks the '"' bytes alone: whether the first special byte ends the string is then a
+// bit test, not a load of the byte through the just-computed position.
+struct block_marks {
+  unsigned special, quote;
+};
+
+inline block_marks scan_block(const char* p, bool legacy) noexcept;
+
+inline unsigned special_mask(const char* p, bool legacy) noexcept { return scan_block(p, legacy).special; }
+
+inline block_marks scan_block(const char* p, bool legacy) noexcept {
 #if defined(__SSE2__)
   const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  const __m128i quote_or_backslash =
-      _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+  const __m128i quote = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
+  const __m128i quote_or_backslash = _mm_or_si128(quote, _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
   __m128i special;
   if (legacy) {
     // Signed compare: bytes 0x80-0xFF are negative, so one compare flags them with the controls.
@@ -85,14 +145,15 @@ inline unsigned special_mask(const char* p, bool legacy) noexcept {
     special = _mm_or_si128(quote_or_backslash,
                            _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1F)), v));
   }
-  return static_cast<unsigned>(_mm_movemask_epi8(special));
+  return {static_cast<unsigned>(_mm_movemask_epi8(special)), static_cast<unsigned>(_mm_movemask_epi8(quote))};
 #else
-  unsigned mask = 0;
+  block_marks marks{0, 0};
   for (int i = 0; i < 16; ++i) {
     const auto c = static_cast<unsigned char>(p[i]);
-    if (c == '"' || c == '\\' || c < 0x20 || (legacy && c >= 0x7F)) mask |= 1u << i;
+    if (c == '"' || c == '\\' || c < 0x20 || (legacy && c >= 0x7F)) marks.special |= 1u << i;
+    if (c == '"') marks.quote |= 1u << i;
   }
-  return mask;
+  return marks;
 #endif
 }
 
@@ -112,14 +173,18 @@ inline std::uint64_t key_prefix(const char* key, std::size_t size) noexcept {
   std::uint64_t v;
   std::memcpy(&v, key, 8);
   v = __builtin_bswap64(v);
-  if (size >= 8) return v;
-  return size == 0 ? 0 : v & (~std::uint64_t{0} << (8 * (8 - size)));
+  // Branch-free: names of under and over 8 bytes alternate unpredictably.
+  const std::uint64_t keep = size >= 8 ? ~std::uint64_t{0} : ~(~std::uint64_t{0} >> (8 * size));
+  return v & keep;
 }
 
-// Copies n bytes in 16-byte blocks: up to 15 bytes past both ends are read and written, so
-// both buffers keep that much room.
+// Copies n bytes in 16-byte blocks, at least two: up to 31 bytes past both ends are read and
+// written, so both buffers keep that much room. (Most spans fit in 32 bytes, so the loop, whose
+// exit mispredicted per span, is mostly skipped.)
 inline char* copy_span(char* w, const char* s, std::size_t n) noexcept {
-  for (std::size_t i = 0; i < n; i += 16) copy_block(w + i, s + i);
+  copy_block(w, s);
+  copy_block(w + 16, s + 16);
+  for (std::size_t i = 32; i < n; i += 16) copy_block(w + i, s + i);
   return w + n;
 }
 
@@ -174,8 +239,10 @@ bool direct_walker::run(const char* input, std::size_t size, const config& cfg, 
   capture_ = nullptr;
   const char* p = input;
   skip_ws(p);
+  cursor o = cursor_at_end();
   bool is_null;
-  if (!value(p, 0, is_null)) return false;
+  if (!value(p, o, 0, is_null)) return false;
+  out_.set_end(o.w);
   skip_ws(p);
   return p == input + size;
 }
@@ -187,63 +254,78 @@ const char* direct_walker::run_item(const char* item, std::size_t page_size, con
   capture.id = {};
   capture.modified = {};
   capture_ = &capture;
-  const char* p = item;
-  const bool ok = object(p, 1);
+  const char* end = object(item, 1);
   capture_ = nullptr;
-  return ok ? p : nullptr;
+  return end;
 }
 
-bool direct_walker::value(const char*& p, std::size_t depth, bool& is_null) {
+void direct_walker::grow_out(cursor& o, std::size_t n) {
+  out_.set_end(o.w);
+  out_.reserve_more(n);
+  o = cursor_at_end();
+}
+
+TDS_HOT_INLINE void direct_walker::room(cursor& o, std::size_t n) {
+  if (static_cast<std::size_t>(o.end - o.w) < n) grow_out(o, n);
+}
+
+TDS_HOT_INLINE bool direct_walker::value(const char*& p, cursor& o, std::size_t depth, bool& is_null) {
   is_null = false;
-  if (*p == '"') return string(p);  // the most common value: ahead of the jump table
+  if (*p == '"') return string(p, o);  // the most common value: ahead of the jump table
   switch (*p) {
-    case '{': return object(p, depth + 1);
-    case '[': return array(p, depth + 1);
-    case '"': return string(p);
-    case 't': return literal(p, "true");
-    case 'f': return literal(p, "false");
-    case 'n': return is_null = true, literal(p, "null");
+    case '{':
+    case '[':
+      // The nested walk writes through out_: hand the cursor over and take it back.
+      out_.set_end(o.w);
+      p = *p == '{' ? object(p, depth + 1) : array(p, depth + 1);
+      o = cursor_at_end();
+      return p != nullptr;
+    case 't': return literal(p, o, "true");
+    case 'f': return literal(p, o, "false");
+    case 'n': return is_null = true, literal(p, o, "null");
     default:
-      return (*p == '-' || is_digit(*p)) && number(p);
+      return (*p == '-' || is_digit(*p)) && number(p, o);
   }
 }
 
-bool direct_walker::literal(const char*& p, std::string_view word) {
+TDS_HOT_INLINE bool direct_walker::literal(const char*& p, cursor& o, std::string_view word) {
   if (std::memcmp(p, word.data(), word.size()) != 0) return false;
-  std::memcpy(out_.reserve_more(word.size()), word.data(), word.size());
-  out_.size += word.size();
+  room(o, word.size());
+  std::memcpy(o.w, word.data(), word.size());
+  o.w += word.size();
   p += word.size();
   return true;
 }
 
-bool direct_walker::string(const char*& p) {
+TDS_HOT_INLINE bool direct_walker::string(const char*& p, cursor& o) {
   const bool legacy = cfg_.scheme == hash_scheme::legacy;
   ++p;
-  char* w = out_.reserve_more(block_room + 1);
+  room(o, block_room + 1);
+  char* w = o.w;
   *w++ = '"';
   for (;;) {
-    if (out_.capacity - static_cast<std::size_t>(w - out_.data.get()) < block_room) {
-      out_.set_end(w);
-      w = out_.reserve_more(block_room);
+    if (static_cast<std::size_t>(o.end - w) < block_room) {
+      o.w = w;
+      grow_out(o, block_room);
+      w = o.w;
     }
     // Copy the block whole, then keep only its plain prefix.
     copy_block(w, p);
-    const unsigned mask = special_mask(p, legacy);
-    if (mask == 0) {
+    const block_marks marks = scan_block(p, legacy);
+    if (marks.special == 0) {
       p += 16;
       w += 16;
       continue;
     }
-    const int n = __builtin_ctz(mask);
+    const int n = __builtin_ctz(marks.special);
+    if ((marks.quote >> n) & 1) {  // the closing quote, copied with the block
+      p += n + 1;
+      o.w = w + n + 1;
+      return true;
+    }
     p += n;
     w += n;
     const auto c = static_cast<unsigned char>(*p);
-    if (c == '"') {
-      *w++ = '"';
-      ++p;
-      out_.set_end(w);
-      return true;
-    }
     if (c == '\\') {
       const std::int32_t cp = decode_escape(p);
       if (cp < 0) return false;
@@ -267,26 +349,41 @@ bool direct_walker::string(const char*& p) {
     }
     // 12 bytes of output at most per character: stop 16 short of the buffer's end, and the
     // loop's head makes room again.
-    const char* stop = out_.data.get() + out_.capacity - 16;
-    while (static_cast<unsigned char>(*p) >= 0x80 && w < stop) w = put_legacy_non_ascii(w, decode_utf8(p));
+    const char* stop = o.end - 16;
+    // A single space between non-ASCII words stays in this loop: leaving for the block scan at
+    // every word break cost a mispredicted exit and a block scan per word.
+    while (w < stop) {
+      if (static_cast<unsigned char>(*p) >= 0x80) {
+        w = put_legacy_non_ascii(w, decode_utf8(p));
+      } else if (*p == ' ' && static_cast<unsigned char>(p[1]) >= 0x80) {
+        *w++ = ' ';
+        ++p;
+      } else {
+        break;
+      }
+    }
   }
 }
 
 // A member name: written quoted and escaped into out_, and its decoded text returned for
 // sorting and exclusion. Most names need no unescaping and no escaping: used in place.
-bool direct_walker::key(const char*& p, std::string_view& decoded) {
+TDS_HOT_INLINE bool direct_walker::key(const char*& p, cursor& o, std::string_view& decoded) {
   const bool legacy = cfg_.scheme == hash_scheme::legacy;
   const char* start = p + 1;
   {
-    // Most names are plain and shorter than 16 bytes: copy one block, then look.
-    char* w = out_.reserve_more(2 + 16);
+    // Most names are plain and shorter than 32 bytes: copy two blocks, then look once (one
+    // block made the name-length branch a coin toss on Zoho's long names).
+    room(o, 2 + 32);
+    char* w = o.w;
     w[0] = '"';
     copy_block(w + 1, start);
-    const unsigned mask = special_mask(start, legacy);
-    if (mask != 0 && start[__builtin_ctz(mask)] == '"') {
+    copy_block(w + 17, start + 16);
+    const block_marks low = scan_block(start, legacy), high = scan_block(start + 16, legacy);
+    const unsigned mask = low.special | high.special << 16;
+    const unsigned quote = low.quote | high.quote << 16;
+    if ((mask & -mask & quote) != 0) {  // the first special byte is the closing quote
       const auto n = static_cast<std::size_t>(__builtin_ctz(mask));
-      w[n + 1] = '"';
-      out_.size += n + 2;
+      o.w += n + 2;  // the quote was copied with the blocks
       decoded = std::string_view(start, n);
       p = start + n + 1;
       return true;
@@ -304,11 +401,12 @@ bool direct_walker::key(const char*& p, std::string_view& decoded) {
   }
   if (*q == '"') {
     const auto n = static_cast<std::size_t>(q - start);
-    char* w = out_.reserve_more(n + 2 + 16);
+    room(o, n + 2 + 32);
+    char* w = o.w;
     w[0] = '"';
     copy_span(w + 1, start, n);
     w[n + 1] = '"';
-    out_.size += n + 2;
+    o.w += n + 2;
     decoded = std::string_view(start, n);
     p = q + 1;
     return true;
@@ -338,13 +436,12 @@ bool direct_walker::key(const char*& p, std::string_view& decoded) {
   decoded = std::string_view(first, static_cast<std::size_t>(w - first));
   tmp_.clear();
   append_quoted(tmp_, decoded, cfg_.scheme);
-  std::memcpy(out_.reserve_more(tmp_.size()), tmp_.data(), tmp_.size());
-  out_.size += tmp_.size();
+  put_tmp(o);
   return true;
 }
 
 // Grammar (RFC 8259): -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?
-bool direct_walker::number(const char*& p) {
+TDS_HOT_INLINE bool direct_walker::number(const char*& p, cursor& o) {
   const bool legacy = cfg_.scheme == hash_scheme::legacy;
   const char* start = p;
   const bool negative = *p == '-';
@@ -353,7 +450,7 @@ bool direct_walker::number(const char*& p) {
   if (*p == '0') {
     ++p;
   } else if (is_digit(*p)) {
-    while (is_digit(*p)) ++p;
+    p = skip_digits(p);
   } else {
     return false;
   }
@@ -362,7 +459,7 @@ bool direct_walker::number(const char*& p) {
   const char* frac_end = nullptr;
   if (*p == '.') {
     frac_start = ++p;
-    while (is_digit(*p)) ++p;
+    p = skip_digits(p);
     if (p == frac_start) return false;
     frac_end = p;
   }
@@ -391,10 +488,11 @@ bool direct_walker::number(const char*& p) {
     if (legacy && !verbatim) return false;
     if (verbatim) {
       const bool sign = negative && !int_zero;
-      char* w = out_.reserve_more(int_digits + 1);
+      room(o, int_digits + 1);
+      char* w = o.w;
       if (sign) *w++ = '-';
       std::memcpy(w, int_start, int_digits);
-      out_.set_end(w + int_digits);
+      o.w = w + int_digits;
       return true;
     }
   }
@@ -415,8 +513,9 @@ bool direct_walker::number(const char*& p) {
       if (frac_digits == 0) {  // zero: Python keeps the sign of -0.0, ECMAScript drops it
         const char* text = legacy ? (negative ? "-0.0" : "0.0") : "0";
         const std::size_t n = std::strlen(text);
-        std::memcpy(out_.reserve_more(n), text, n);
-        out_.size += n;
+        room(o, n);
+        std::memcpy(o.w, text, n);
+        o.w += n;
         return true;
       }
       // |x| >= 1e-4 (legacy) or 1e-6 (jcs): positional in both formats.
@@ -431,7 +530,8 @@ bool direct_walker::number(const char*& p) {
       fast = significant <= 15 && int_digits <= (legacy ? 16u : 21u);
     }
     if (fast) {
-      char* w = out_.reserve_more(int_digits + frac_digits + 4);
+      room(o, int_digits + frac_digits + 4);
+      char* w = o.w;
       if (negative) *w++ = '-';
       std::memcpy(w, int_start, int_digits);
       w += int_digits;
@@ -443,7 +543,7 @@ bool direct_walker::number(const char*& p) {
         *w++ = '.';
         *w++ = '0';
       }
-      out_.set_end(w);
+      o.w = w;
       return true;
     }
   }
@@ -455,79 +555,101 @@ bool direct_walker::number(const char*& p) {
   tmp_.clear();
   if (legacy) append_python_float(tmp_, v);
   else append_es_number(tmp_, v);
-  std::memcpy(out_.reserve_more(tmp_.size()), tmp_.data(), tmp_.size());
-  out_.size += tmp_.size();
+  put_tmp(o);
   return true;
 }
 
+void direct_walker::put_tmp(cursor& o) {
+  room(o, tmp_.size());
+  std::memcpy(o.w, tmp_.data(), tmp_.size());
+  o.w += tmp_.size();
+}
+
 // ", " and ": " in legacy (Python's default separators), "," and ":" in jcs.
-void direct_walker::separator(char c) {
-  char* w = out_.reserve_more(2);
-  w[0] = c;
-  w[1] = ' ';
-  out_.size += cfg_.scheme == hash_scheme::legacy ? 2 : 1;
+TDS_HOT_INLINE void direct_walker::separator(cursor& o, char c) {
+  room(o, 2);
+  o.w[0] = c;
+  o.w[1] = ' ';
+  o.w += cfg_.scheme == hash_scheme::legacy ? 2 : 1;
 }
 
 // Writes the opening bracket or brace at p, steps over it and any space; returns what follows.
-char direct_walker::open(const char*& p) {
-  *out_.reserve_more(1) = *p++;
-  ++out_.size;
+TDS_HOT_INLINE char direct_walker::open(const char*& p, cursor& o) {
+  room(o, 1);
+  *o.w++ = *p++;
   skip_ws(p);
   return *p;
 }
 
 // Writes the closing bracket or brace at p and steps over it.
-bool direct_walker::close(const char*& p) {
-  *out_.reserve_more(1) = *p++;
-  ++out_.size;
-  return true;
+TDS_HOT_INLINE void direct_walker::close(const char*& p, cursor& o) {
+  room(o, 1);
+  *o.w++ = *p++;
 }
 
 // After a member or element: 1 when ',' follows (the separator is written), 0 when `closing`
 // does (written and stepped over), -1 when neither: not JSON.
-int direct_walker::after_element(const char*& p, char closing) {
+TDS_HOT_INLINE int direct_walker::after_element(const char*& p, cursor& o, char closing) {
   skip_ws(p);
-  if (*p == closing) return close(p) ? 0 : -1;
+  if (*p == closing) return close(p, o), 0;
   if (*p != ',') return -1;
   ++p;
   skip_ws(p);
-  separator(',');
+  separator(o, ',');
   return 1;
 }
 
-bool direct_walker::array(const char*& p, std::size_t depth) {
-  if (!enter(depth)) return false;
-  if (open(p) == ']') return close(p);
+// The cursor p is a local copy, not the caller's: output stores (char) may alias anything
+// reachable, and a cursor behind a reference was reloaded after each of them.
+const char* direct_walker::array(const char* p, std::size_t depth) {
+  if (!enter(depth)) return nullptr;
+  cursor o = cursor_at_end();
+  if (open(p, o) == ']') {
+    close(p, o);
+    out_.set_end(o.w);
+    return p;
+  }
   int more = 1;
   while (more > 0) {
     bool is_null;
-    if (!value(p, depth, is_null)) return false;
-    more = after_element(p, ']');
+    if (!value(p, o, depth, is_null)) return nullptr;
+    more = after_element(p, o, ']');
   }
-  return more == 0;
+  out_.set_end(o.w);
+  return more == 0 ? p : nullptr;
 }
 
-bool direct_walker::object(const char*& p, std::size_t depth) {
-  if (!enter(depth)) return false;
+const char* direct_walker::object(const char* p, std::size_t depth) {
+  if (!enter(depth)) return nullptr;
   const bool legacy = cfg_.scheme == hash_scheme::legacy;  // drops top-level nulls
   const bool top = depth == 1;
   const std::size_t member_mark = members_.size();
   const std::size_t out_mark = out_.size;
-  if (open(p) == '}') return close(p);
+  cursor o = cursor_at_end();
+  if (open(p, o) == '}') {
+    close(p, o);
+    out_.set_end(o.w);
+    return p;
+  }
+  // Which shape this is, for the shape cache: a sum of independent products (a chained
+  // multiply per member sat on assemble's critical path). Any value works: hits are verified.
+  std::uint64_t shape_hash = 0;
+  std::uint64_t position = 0;
+  bool any_drop = false;
   int more = 1;
   while (more > 0) {
-    if (*p != '"') return false;
-    const std::size_t span_begin = out_.size;
+    if (*p != '"') return nullptr;
+    const auto span_begin = static_cast<std::size_t>(o.w - o.base);
     std::string_view name;
-    if (!key(p, name)) return false;
+    if (!key(p, o, name)) return nullptr;
     skip_ws(p);
-    if (*p != ':') return false;
+    if (*p != ':') return nullptr;
     ++p;
     skip_ws(p);
-    separator(':');
+    separator(o, ':');
     bool is_null;
     const char* value_begin = p;
-    if (!value(p, depth, is_null)) return false;
+    if (!value(p, o, depth, is_null)) return nullptr;
     if (top && capture_) {
       // The last occurrence counts, as in json.loads.
       if (name == capture_->id_field) capture_->id = std::string_view(value_begin, static_cast<std::size_t>(p - value_begin));
@@ -535,13 +657,16 @@ bool direct_walker::object(const char*& p, std::size_t depth) {
         capture_->modified = std::string_view(value_begin, static_cast<std::size_t>(p - value_begin));
     }
     const bool drop = top && ((legacy && is_null) || (cfg_.excluded && cfg_.excluded->contains(name)));
-    members_.push_back(member{name.data(), key_prefix(name.data(), name.size()),
-                              static_cast<std::uint32_t>(name.size()), span_begin,
-                              out_.size, drop});
-    more = after_element(p, '}');
+    any_drop |= drop;
+    const std::uint64_t prefix = key_prefix(name.data(), name.size());
+    shape_hash += (prefix ^ (std::uint64_t{name.size()} << 56) ^ ++position) * 0x9E3779B97F4A7C15ull;
+    members_.push_back(member{name.data(), prefix, static_cast<std::uint32_t>(name.size()), span_begin,
+                              static_cast<std::size_t>(o.w - o.base), drop});
+    more = after_element(p, o, '}');
   }
-  if (more < 0) return false;
-  return assemble(member_mark, out_mark);
+  if (more < 0) return nullptr;
+  out_.set_end(o.w);
+  return assemble(member_mark, out_mark, shape_hash * 0x9E3779B97F4A7C15ull ^ position, any_drop) ? p : nullptr;
 }
 
 const direct_walker::shape* direct_walker::find_shape(std::uint64_t hash, std::size_t member_mark,
@@ -588,7 +713,6 @@ bool direct_walker::sort_members(std::size_t member_mark, std::size_t count, sha
   into.sizes.clear();
   into.tails.clear();
   into.order.clear();
-  into.shadowed.clear();
   into.sorted_already = true;
   const auto pad_tails = [&into] { into.tails.append(16, '\0'); };  // same_bytes reads blocks
   for (std::size_t i = 0; i < count; ++i) {
@@ -602,8 +726,7 @@ bool direct_walker::sort_members(std::size_t member_mark, std::size_t count, sha
       shadowed = same_key(it.key, it.key_size, next.key, next.key_size);
       if (shadowed && scheme == hash_scheme::jcs) return false;
     }
-    into.order.push_back(order_[i].member);
-    into.shadowed.push_back(shadowed);
+    into.order.push_back(order_[i].member | (shadowed ? shape::shadowed : 0));
     if (shadowed || order_[i].member != i) into.sorted_already = false;
   }
   pad_tails();
@@ -613,17 +736,11 @@ bool direct_walker::sort_members(std::size_t member_mark, std::size_t count, sha
 // The members were written in input order with separators, so out_[out_mark..] is already the
 // finished object when that order is sorted and nothing is dropped. Otherwise it is rebuilt in
 // sorted order from the recorded spans.
-bool direct_walker::assemble(std::size_t member_mark, std::size_t out_mark) {
+bool direct_walker::assemble(std::size_t member_mark, std::size_t out_mark, std::uint64_t hash, bool any_drop) {
   const std::size_t count = members_.size() - member_mark;
   if (count == 0) return true;
   const bool legacy = cfg_.scheme == hash_scheme::legacy;
   const member* m = members_.data() + member_mark;
-  std::uint64_t hash = count;
-  bool any_drop = false;
-  for (std::size_t i = 0; i < count; ++i) {
-    hash = (hash ^ m[i].prefix ^ (std::uint64_t{m[i].key_size} << 56)) * 0x9E3779B97F4A7C15ull;
-    any_drop |= m[i].drop;
-  }
   if (shapes_.empty()) shapes_.resize(shape_slots);
   const shape* s = find_shape(hash, member_mark, count);
   if (!s) {
@@ -643,14 +760,15 @@ bool direct_walker::assemble(std::size_t member_mark, std::size_t out_mark) {
 
   const std::size_t object_size = out_.size - out_mark;
   scratch_.size = 0;
-  char* w = scratch_.reserve_more(object_size + 16);
-  out_.reserve_more(16);  // copy_span reads past the last span
+  char* w = scratch_.reserve_more(object_size + 32);
+  out_.reserve_more(32);  // copy_span reads past the last span
   const char* src = out_.data.get();
   *w++ = '{';
   bool any = false;
   for (std::size_t i = 0; i < count; ++i) {
-    if (s->shadowed[i]) continue;  // json.loads keeps the last of duplicate names
-    const member& it = m[s->order[i]];
+    const std::uint32_t entry = s->order[i];
+    if (entry & shape::shadowed) continue;  // json.loads keeps the last of duplicate names
+    const member& it = m[entry];
     if (it.drop) continue;
     if (any) {
       w[0] = ',';

@@ -94,8 +94,10 @@ class direct_walker {
     std::vector<std::uint64_t> prefixes;
     std::vector<std::uint32_t> sizes;
     std::string tails;                  // each name's bytes past the first 8, concatenated
-    std::vector<std::uint32_t> order;   // member positions in sorted order
-    std::vector<bool> shadowed;         // per sorted position: a later duplicate wins (legacy)
+    // Member positions in sorted order, each with `shadowed` set when a later duplicate wins
+    // (legacy; jcs declines on duplicates).
+    std::vector<std::uint32_t> order;
+    static constexpr std::uint32_t shadowed = 0x80000000u;
     bool sorted_already = false;        // order is the identity and there are no duplicates
   };
   static constexpr std::size_t shape_slots = 64;  // slot_of() keeps 6 bits  // bounded: a slot is overwritten on a miss
@@ -103,19 +105,36 @@ class direct_walker {
   const shape* find_shape(std::uint64_t hash, std::size_t member_mark, std::size_t count) const;
   bool sort_members(std::size_t member_mark, std::size_t count, shape& into);
 
+  // Where the walk writes: out_'s data, its end so far and its capacity, held in locals while an
+  // object or array is read (stores of char may alias any member, so fields of out_ were
+  // reloaded after every byte written). Handed back to out_ around nested walks and growth.
+  struct cursor {
+    char* base;
+    char* w;
+    char* end;
+  };
+  cursor cursor_at_end() noexcept {
+    char* base = out_.data.get();
+    return {base, base + out_.size, base + out_.capacity};
+  }
+  void room(cursor& o, std::size_t n);
+  void grow_out(cursor& o, std::size_t n);
+  void put_tmp(cursor& o);
+
   void start(const config& cfg, std::uintptr_t stack_floor, std::size_t input_size);
-  bool value(const char*& p, std::size_t depth, bool& is_null);
-  bool object(const char*& p, std::size_t depth);
-  bool array(const char*& p, std::size_t depth);
-  bool string(const char*& p);
-  bool literal(const char*& p, std::string_view word);
-  void separator(char c);
-  char open(const char*& p);
-  bool close(const char*& p);
-  int after_element(const char*& p, char closing);
-  bool key(const char*& p, std::string_view& decoded);
-  bool number(const char*& p);
-  bool assemble(std::size_t member_mark, std::size_t out_mark);
+  // object and array return the end of what they read, or nullptr to decline.
+  const char* object(const char* p, std::size_t depth);
+  const char* array(const char* p, std::size_t depth);
+  bool value(const char*& p, cursor& o, std::size_t depth, bool& is_null);
+  bool string(const char*& p, cursor& o);
+  bool literal(const char*& p, cursor& o, std::string_view word);
+  void separator(cursor& o, char c);
+  char open(const char*& p, cursor& o);
+  void close(const char*& p, cursor& o);
+  int after_element(const char*& p, cursor& o, char closing);
+  bool key(const char*& p, cursor& o, std::string_view& decoded);
+  bool number(const char*& p, cursor& o);
+  bool assemble(std::size_t member_mark, std::size_t out_mark, std::uint64_t hash, bool any_drop);
   bool enter(std::size_t depth) const;
 
   config cfg_;

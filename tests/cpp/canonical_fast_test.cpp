@@ -3,12 +3,14 @@
 // number literals, whatever the fast path accepts it must write byte for byte as the reference.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "canonical_direct.hpp"
+#include "tdscache/detail/json_text.hpp"
 #include "tdscache/canonical.hpp"
 
 namespace {
@@ -433,6 +435,72 @@ TEST(DirectWalker, LongStringsAndBigDocumentsMatch) {
     doc += "}";
     EXPECT_TRUE(pair.check(doc));
     EXPECT_TRUE(pair.check("[\"" + std::string(100000, '\x7f') + "\"]"));
+  }
+}
+
+TEST(DirectWalker, BlockBoundariesAndEscapeRunsMatch) {
+  // The scanners look 16 and 32 bytes at a time (names, strings, digit runs, span copies) and
+  // the legacy escape loop keeps single spaces between non-ASCII words: lengths on every side of
+  // those boundaries, and spaces next to quotes, escapes, ASCII and each other.
+  const std::string arabic = "\xd8\xb2";  // U+0632
+  const std::string astral = "\xf0\x9f\x98\x80";
+  for (const auto& sc : scheme_cases()) {
+    SCOPED_TRACE(sc.name);
+    pair_under_test pair(sc.options);
+    for (std::size_t n = 0; n <= 70; ++n) {
+      const std::string name(n, 'k'), text(n, 't'), digits(n == 0 ? 1 : n, '7');
+      EXPECT_TRUE(pair.check("{\"" + name + "\":\"" + text + "\",\"" + name + "x\":" + digits + "}")) << n;
+      EXPECT_TRUE(pair.check("{\"" + name + "\":1." + digits + ",\"a\":[\"" + text + "\"," + digits + "]}")) << n;
+      pair.check("{\"" + name + "\\n\":\"" + text + "\\t\"}");
+      pair.check("{\"" + name + arabic + "\":\"" + text + arabic + "\"}");
+    }
+    for (const char* mix : {" ", "  ", " a", "a ", " \\n", "\\u0020 ", " \x7f", " ~", "  \t"}) {
+      for (const std::string& wide : {arabic, astral}) {
+        const std::string m = mix;
+        EXPECT_TRUE(pair.check("[\"" + wide + m + wide + "\",\"" + wide + m + "\",\"" + m + wide + "\"]") ||
+                    m.find('\t') != std::string::npos)
+            << m;
+        pair.check("{\"" + wide + m + wide + "\":\"" + wide + " " + wide + " " + wide + m + "\"}");
+      }
+    }
+    // Every 37th code point of the BMP and some astral ones, escaped and as UTF-8.
+    std::string escaped = "[", raw = "[";
+    char buf[16];
+    for (std::uint32_t cp = 0x20; cp < 0x30000; cp += cp < 0x10000 ? 37 : 4099) {
+      if (cp >= 0xD800 && cp < 0xE000) continue;
+      if (cp < 0x10000) {
+        std::snprintf(buf, sizeof buf, "\\u%04X", static_cast<unsigned>(cp));
+      } else {
+        const std::uint32_t v = cp - 0x10000;
+        std::snprintf(buf, sizeof buf, "\\u%04x\\u%04x", 0xD800 + (v >> 10), 0xDC00 + (v & 0x3FF));
+      }
+      escaped += std::string(escaped.size() > 1 ? "," : "") + "\"" + buf + " " + buf + "\"";
+      char u[4];
+      const char* end = tds::detail::put_utf8(u, cp);  // NOLINT: u outlives the string built
+      if (cp != '"' && cp != '\\') raw += std::string(raw.size() > 1 ? "," : "") + "\"" + std::string(static_cast<const char*>(u), end) + " x\"";
+    }
+    EXPECT_TRUE(pair.check(escaped + "]"));
+    EXPECT_TRUE(pair.check(raw + "]"));
+  }
+}
+
+TEST(DirectWalker, OutputGrowsInsideNestedObjectsAndStrings) {
+  // A fresh walker starts with small buffers: the output cursor is handed over to nested walks
+  // and taken back, and must survive the buffer moving underneath at any depth.
+  for (const auto& sc : scheme_cases()) {
+    SCOPED_TRACE(sc.name);
+    for (std::size_t width : {1u, 7u, 64u, 300u, 5000u}) {
+      pair_under_test pair(sc.options);
+      std::string doc = "{\"z\":{\"y\":[";
+      for (int i = 0; i < 40; ++i) {
+        if (i) doc += ',';
+        doc += "{\"b\":\"" + std::string(width, 'q') + "\xd8\xb2\",\"a\":{\"d\":" + std::to_string(i) +
+               ",\"c\":\"" + std::string(width / 2, 'w') + "\"}}";
+      }
+      doc += "],\"x\":null},\"e\":null,\"a\":1}";
+      // Five levels deep: the max_depth 3 case declines (and must agree with the reference).
+      EXPECT_EQ(pair.check(doc), sc.options.max_depth >= 5) << width;
+    }
   }
 }
 
