@@ -75,18 +75,6 @@ inline const char* skip_digits(const char* p) noexcept {
 #endif
 }
 
-// One code point below 0x80, escaped as both schemes do (legacy adds DEL).
-inline char* put_ascii(char* w, std::uint32_t c, bool legacy) noexcept {
-  if (const char e = short_escape(c)) {
-    w[0] = '\\';
-    w[1] = e;
-    return w + 2;
-  }
-  if (c < 0x20 || (legacy && c == 0x7F)) return put_u_escape(w, c);
-  *w = static_cast<char>(c);
-  return w + 1;
-}
-
 // Two lowercase hex digits per byte value, first digit in the low byte (as stored).
 constexpr auto hex_pairs = [] {
   std::array<std::uint16_t, 256> t{};

@@ -72,8 +72,6 @@ bool is_instance(PyObject* obj, PyObject* type) {
 // astral code point as a surrogate pair), writing through a pointer and trimming the rest:
 // one size check per string instead of one per character.
 
-constexpr char hex_digits[] = "0123456789abcdef";
-
 char* grow(std::string& out, std::size_t n) {
   const std::size_t old = out.size();
   out.resize(old + n);
@@ -82,53 +80,10 @@ char* grow(std::string& out, std::size_t n) {
 
 void trim(std::string& out, const char* end) { out.resize(static_cast<std::size_t>(end - out.data())); }
 
-char* put_u_escape(char* p, std::uint32_t unit) {
-  p[0] = '\\';
-  p[1] = 'u';
-  p[2] = hex_digits[(unit >> 12) & 0xF];
-  p[3] = hex_digits[(unit >> 8) & 0xF];
-  p[4] = hex_digits[(unit >> 4) & 0xF];
-  p[5] = hex_digits[unit & 0xF];
-  return p + 6;
-}
-
-// '"', '\\' and the controls below 0x20, which both schemes escape alike (json.dumps and RFC
-// 8785 agree on the two-character forms; other controls are \u00XX).
-char* put_ascii_escape(char* p, std::uint32_t c) {
-  char e = 0;
-  switch (c) {
-    case '"': e = '"'; break;
-    case '\\': e = '\\'; break;
-    case '\n': e = 'n'; break;
-    case '\r': e = 'r'; break;
-    case '\t': e = 't'; break;
-    case '\b': e = 'b'; break;
-    case '\f': e = 'f'; break;
-    default: return put_u_escape(p, c);
-  }
-  p[0] = '\\';
-  p[1] = e;
-  return p + 2;
-}
-
-char* put_utf8(char* p, std::uint32_t cp) {
-  if (cp < 0x800) {
-    p[0] = static_cast<char>(0xC0 | (cp >> 6));
-    p[1] = static_cast<char>(0x80 | (cp & 0x3F));
-    return p + 2;
-  }
-  if (cp < 0x10000) {
-    p[0] = static_cast<char>(0xE0 | (cp >> 12));
-    p[1] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    p[2] = static_cast<char>(0x80 | (cp & 0x3F));
-    return p + 3;
-  }
-  p[0] = static_cast<char>(0xF0 | (cp >> 18));
-  p[1] = static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-  p[2] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-  p[3] = static_cast<char>(0x80 | (cp & 0x3F));
-  return p + 4;
-}
+// The escape writers are json_text.hpp's, shared with both JSON-bytes walkers.
+using detail::put_ascii;
+using detail::put_u_escape;
+using detail::put_utf8;
 
 // legacy: json.dumps(ensure_ascii=True): ' '..'~' stays, everything else is \uXXXX (DEL and
 // lone surrogates included), astral code points as surrogate pairs.
@@ -140,7 +95,7 @@ char* put_units(char* p, const Unit* units, std::size_t n, bool legacy) {
     if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') {
       *p++ = static_cast<char>(c);
     } else if (c < 0x7F) {
-      p = put_ascii_escape(p, c);
+      p = put_ascii(p, c, legacy);
     } else if (!legacy) {
       if (c == 0x7F) *p++ = static_cast<char>(c);
       else p = put_utf8(p, c);

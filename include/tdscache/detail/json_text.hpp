@@ -51,7 +51,7 @@ inline int compare_member_names(std::string_view a, std::string_view b, hash_sch
   return c;
 }
 
-// ---- Pieces both JSON walkers share (src/canonical.cpp, src/canonical_direct.cpp) ----------
+// ---- Pieces every walker shares (src/canonical.cpp, src/canonical_direct.cpp, python/src) ------
 // Writers store through a raw pointer into room the caller reserved, and return the new end.
 
 inline char* put_u_escape(char* w, std::uint32_t unit) noexcept {  // \uXXXX, lowercase hex
@@ -77,6 +77,19 @@ inline char short_escape(std::uint32_t cp) noexcept {
     case '\f': return 'f';
     default: return 0;
   }
+}
+
+// One code point below 0x80 as both schemes write it: the short escapes, \u00XX for the other
+// controls (and for DEL under legacy's ensure_ascii), the character itself otherwise.
+inline char* put_ascii(char* w, std::uint32_t c, bool legacy) noexcept {
+  if (const char e = short_escape(c)) {
+    w[0] = '\\';
+    w[1] = e;
+    return w + 2;
+  }
+  if (c < 0x20 || (legacy && c == 0x7F)) return put_u_escape(w, c);
+  *w = static_cast<char>(c);
+  return w + 1;
 }
 
 inline char* put_utf8(char* w, std::uint32_t cp) noexcept {  // 1 to 4 bytes; WTF-8 for surrogates
