@@ -20,6 +20,7 @@
 #include "canonical_direct.hpp"
 #include "tdscache/canonical.hpp"
 #include "tdscache/detail/json_text.hpp"
+#include "tdscache/detail/hex.hpp"
 #include "tdscache/detail/stack_depth.hpp"
 
 namespace od = simdjson::ondemand;
@@ -55,15 +56,9 @@ std::string digest::hex() const {
 
 std::optional<digest> digest::from_hex(std::string_view hex) noexcept {
   if (hex.size() != 64) return std::nullopt;
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
   digest d;
   for (std::size_t i = 0; i < 32; ++i) {
-    int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+    const int hi = detail::hex_value(hex[2 * i]), lo = detail::hex_value(hex[2 * i + 1]);
     if (hi < 0 || lo < 0) return std::nullopt;
     d.bytes[i] = static_cast<std::uint8_t>(hi << 4 | lo);
   }

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "tdscache/canonical.hpp"
+#include "tdscache/detail/hex.hpp"
 #include "tdscache/error.hpp"
 
 namespace tds {
@@ -51,16 +52,6 @@ result<entity_state> decode_state(std::string_view value);
 
 namespace detail {
 
-// A hex digit's value, or 0x10 for any other byte (so one OR over many lookups says whether
-// all were digits): the state decoder and the decision rules read 64-digit hashes with it.
-inline constexpr auto hex_digit_values = [] {
-  std::array<std::uint8_t, 256> table{};
-  for (auto& v : table) v = 0x10;
-  for (int c = '0'; c <= '9'; ++c) table[static_cast<std::size_t>(c)] = static_cast<std::uint8_t>(c - '0');
-  for (int c = 'a'; c <= 'f'; ++c) table[static_cast<std::size_t>(c)] = static_cast<std::uint8_t>(c - 'a' + 10);
-  for (int c = 'A'; c <= 'F'; ++c) table[static_cast<std::size_t>(c)] = static_cast<std::uint8_t>(c - 'A' + 10);
-  return table;
-}();
 
 // How many bytes from p on are printable ASCII other than '"' and '\\' (JSON writes and
 // reads them as they are).

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "tdscache/canonical.hpp"
+#include "tdscache/detail/hex.hpp"
 
 namespace tds::detail {
 
@@ -130,13 +131,6 @@ inline std::uint32_t decode_utf8(const char*& p) noexcept {
   }
   p += 4;
   return (c & 0x07) << 18 | (u[1] & 0x3F) << 12 | (u[2] & 0x3F) << 6 | (u[3] & 0x3F);
-}
-
-inline int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 // decode_escape's failures. On either, p is left at the backslash of the faulty escape.
