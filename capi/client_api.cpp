@@ -1,7 +1,9 @@
-// The C ABI, part two: the cache client (open, check, commit, warm, invalidate, states, batch
-// markers, statistics) over tds::client. Argument checks and struct conversions live here; the
-// decisions and every Redis detail stay in the C++ core. Hashing and errors are in tdscache.cpp.
+// The C ABI, part two: the cache client (open, check, commit, warm, invalidate, states and their
+// counts, batch markers, statistics) over tds::client. Argument checks and struct conversions
+// live here; the decisions and every Redis detail stay in the C++ core. Hashing and errors are
+// in tdscache.cpp.
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -32,6 +34,11 @@ struct tds_commit_result {
 
 struct tds_state {
   tds::entity_state state;
+};
+
+struct tds_state_counts {
+  // The map's entries in its order (ascending bytes), in a vector for indexed access.
+  std::vector<std::pair<std::string, std::uint64_t>> by_type;
 };
 
 namespace {
@@ -467,6 +474,37 @@ int64_t tds_state_sync_count(const tds_state* state) { return state ? state->sta
 
 int tds_state_scheme(const tds_state* state) {
   return state ? static_cast<int>(tds::effective_scheme(state->state)) : -1;
+}
+
+int tds_client_count_states(tds_state_counts** out, tds_client* client) {
+  if (out != nullptr) *out = nullptr;
+  if (const int rc = check_call(out, client, "tds_client_count_states"); rc != TDS_OK) return rc;
+  return guarded([&]() -> int {
+    auto r = client->client.count_states();
+    if (!r) return fail(r.error());
+    auto counts = std::make_unique<tds_state_counts>();
+    counts->by_type.reserve(r.value().size());
+    for (const auto& [type, n] : r.value()) counts->by_type.emplace_back(type, n);
+    *out = counts.release();
+    return TDS_OK;
+  });
+}
+
+void tds_state_counts_free(tds_state_counts* counts) { delete counts; }
+
+size_t tds_state_counts_count(const tds_state_counts* counts) {
+  return counts ? counts->by_type.size() : 0;
+}
+
+const char* tds_state_counts_type(const tds_state_counts* counts, size_t index, size_t* len) {
+  if (len) *len = 0;
+  if (counts == nullptr || index >= counts->by_type.size()) return nullptr;
+  return c_str(counts->by_type[index].first, len);
+}
+
+uint64_t tds_state_counts_value(const tds_state_counts* counts, size_t index) {
+  if (counts == nullptr || index >= counts->by_type.size()) return 0;
+  return counts->by_type[index].second;
 }
 
 // ---------------------------------------------------------------------------------------------

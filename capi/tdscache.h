@@ -493,6 +493,30 @@ TDS_API int64_t tds_state_sync_count(const tds_state *state);
  * Thread safe. */
 TDS_API int tds_state_scheme(const tds_state *state);
 
+/* How many states are stored per entity type: a copy, independent of the client. Immutable;
+ * any thread may read it. Strings returned by its accessors live until
+ * tds_state_counts_free(). */
+typedef struct tds_state_counts tds_state_counts;
+
+/* Counts the states under the client's key prefix, per entity type, with SCAN over every node
+ * (never KEYS). The type is the key's segment after the prefix, up to the next ':'. A key SCAN
+ * reports twice is counted once. A diagnostic for operators: it reads every key name, so it
+ * costs time and memory proportional to the cache's size. The caller owns *out
+ * (tds_state_counts_free); on failure *out is NULL. Thread safe. */
+TDS_API int tds_client_count_states(tds_state_counts **out, tds_client *client);
+/* Frees the counts and their strings. NULL is fine. Once, when no thread reads them. */
+TDS_API void tds_state_counts_free(tds_state_counts *counts);
+/* Number of entity types (each has at least one state); 0 for NULL. Thread safe. */
+TDS_API size_t tds_state_counts_count(const tds_state_counts *counts);
+/* The entity type at index, in ascending byte order (as memcmp orders them). Binary safe, and
+ * NUL terminated too; *len (may be NULL) gets its length. NULL (and *len 0) for a NULL counts
+ * or an index out of range. Owned by the counts. Thread safe. */
+TDS_API const char *tds_state_counts_type(const tds_state_counts *counts, size_t index,
+                                          size_t *len);
+/* How many states the type at index has; 0 for a NULL counts or an index out of range.
+ * Thread safe. */
+TDS_API uint64_t tds_state_counts_value(const tds_state_counts *counts, size_t index);
+
 /* ---------------------------------------------------------------------------------------------
  * Batch markers */
 

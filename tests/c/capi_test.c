@@ -1,7 +1,8 @@
 /* The C API test: every tds_ function, from plain C99, against a real redis-server that this
  * program starts itself (fork/exec on a unix socket in a mkdtemp dir) and stops by PID.
  * Error paths included: NULL arguments, bad URLs and options, malformed JSON, an unreachable
- * server. Prints "capi: N passed, M failed" and exits non-zero on any failure. */
+ * server, a server that goes away. Prints "capi: N passed, M failed" and exits non-zero on any
+ * failure. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
@@ -861,6 +862,109 @@ static void test_states(const struct server *s) {
   tds_client_free(c);
 }
 
+/* States counted per type, under a key prefix of its own so that the other tests' states do not
+ * count. */
+static void test_count_states(const struct server *s) {
+  tds_client_options opts;
+  tds_client *c = NULL;
+  tds_state_counts *counts = NULL;
+  tds_commit_result *committed = NULL;
+  tds_commit_item items[3];
+  tds_entity e[3];
+  tds_digest d;
+  size_t len = 99;
+  uint64_t removed = 0;
+  int i;
+  /* A NUL inside and a byte above 0x7f: binary safe, and in byte order after "zeta" (a signed
+   * char comparison would put it first). */
+  static const char odd_type[] = "\xc3\xa9\0t";
+
+  CHECK_RC(tds_client_options_init(&opts, TDS_CLIENT_OPTIONS_VERSION), TDS_OK);
+  opts.unix_path = s->socket_path;
+  opts.key_prefix = "tds:count-test";
+  CHECK_RC(tds_client_open(&c, &opts), TDS_OK);
+
+  /* Nothing stored under this prefix: an empty result, not a failure. */
+  CHECK_RC(tds_client_count_states(&counts, c), TDS_OK);
+  CHECK(counts != NULL && tds_state_counts_count(counts) == 0);
+  CHECK(tds_state_counts_type(counts, 0, &len) == NULL && len == 0);
+  CHECK(tds_state_counts_value(counts, 0) == 0);
+  tds_state_counts_free(counts);
+
+  digest_of(&d, "{\"count\":1}");
+  e[0] = entity("zeta", "z1", 2, &d);
+  e[1] = entity("zeta", "z2", 2, &d);
+  e[2] = entity("", "o1", 2, &d);
+  e[2].entity_type = odd_type;
+  e[2].entity_type_len = LEN(odd_type);
+  for (i = 0; i < 3; ++i) items[i] = commit_of(&e[i], NULL, 0);
+  CHECK_RC(tds_client_commit(&committed, c, items, 3), TDS_OK);
+  CHECK(tds_commit_result_written(committed) == 3);
+  tds_commit_result_free(committed);
+
+  CHECK_RC(tds_client_count_states(&counts, c), TDS_OK);
+  CHECK(tds_state_counts_count(counts) == 2);
+  CHECK_STR(tds_state_counts_type(counts, 0, &len), "zeta");
+  CHECK(len == 4);
+  CHECK(tds_state_counts_value(counts, 0) == 2);
+  CHECK(tds_state_counts_type(counts, 1, &len) != NULL && len == LEN(odd_type) &&
+        memcmp(tds_state_counts_type(counts, 1, NULL), odd_type, sizeof odd_type) == 0); /* and its NUL */
+  CHECK(tds_state_counts_value(counts, 1) == 1);
+  len = 99;
+  CHECK(tds_state_counts_type(counts, 2, &len) == NULL && len == 0);
+  CHECK(tds_state_counts_type(counts, (size_t)-1, NULL) == NULL);
+  CHECK(tds_state_counts_value(counts, 2) == 0);
+  tds_state_counts_free(counts);
+
+  /* A type whose states are all gone is not listed. */
+  CHECK_RC(tds_client_invalidate_type(&removed, c, "zeta", 4), TDS_OK);
+  CHECK(removed == 2);
+  CHECK_RC(tds_client_count_states(&counts, c), TDS_OK);
+  CHECK(tds_state_counts_count(counts) == 1 && tds_state_counts_value(counts, 0) == 1);
+  tds_state_counts_free(counts);
+
+  /* NULLs. */
+  len = 99;
+  CHECK(tds_state_counts_count(NULL) == 0);
+  CHECK(tds_state_counts_type(NULL, 0, &len) == NULL && len == 0);
+  CHECK(tds_state_counts_value(NULL, 0) == 0);
+  tds_state_counts_free(NULL);
+  CHECK_RC(tds_client_count_states(NULL, c), TDS_E_INVALID_ARGUMENT);
+  CHECK_ERROR_MENTIONS("tds_client_count_states");
+  counts = (tds_state_counts *)c;
+  CHECK_RC(tds_client_count_states(&counts, NULL), TDS_E_INVALID_ARGUMENT);
+  CHECK_ERROR_MENTIONS("client");
+  CHECK(counts == NULL);
+  tds_client_free(c);
+}
+
+/* A client whose server went away after answering: the count fails with a status and a
+ * message, and hands out nothing. A server of its own, so the shared one keeps running. */
+static void test_count_states_server_gone(void) {
+  struct server gone;
+  tds_client *c = NULL;
+  tds_state_counts *counts = NULL;
+  int rc;
+
+  if (!CHECK(start_server(&gone))) {
+    stop_server(&gone);
+    return;
+  }
+  CHECK_RC(tds_client_open_url(&c, gone.url), TDS_OK);
+  CHECK_RC(tds_client_count_states(&counts, c), TDS_OK);
+  CHECK(tds_state_counts_count(counts) == 0);
+  tds_state_counts_free(counts);
+  stop_server(&gone);
+
+  tds_clear_error();
+  counts = (tds_state_counts *)c;
+  rc = tds_client_count_states(&counts, c);
+  CHECK(rc < 0 && strcmp(tds_status_name(rc), "unknown") != 0);
+  CHECK(counts == NULL);
+  CHECK(tds_last_error()[0] != '\0');
+  tds_client_free(c);
+}
+
 /* A client whose key prefix is the batch marker prefix writes markers where its states live:
  * the one way to plant a value that is not a state, through this API alone. */
 static void test_corrupt_entry(const struct server *s) {
@@ -1050,6 +1154,7 @@ static void test_unreachable(const struct server *s) {
   tds_check_result *checked = NULL;
   tds_commit_result *committed = NULL;
   tds_state *state = NULL;
+  tds_state_counts *counts = NULL;
   tds_stats st = TDS_STATS_INIT;
   tds_digest d;
   tds_entity e[3];
@@ -1099,6 +1204,9 @@ static void test_unreachable(const struct server *s) {
   CHECK(tds_client_invalidate(&removed, c, "down", 4, "1", 1) < 0);
   CHECK(removed == 0);
   CHECK(tds_client_invalidate_type(&removed, c, "down", 4) < 0);
+  counts = (tds_state_counts *)c;
+  CHECK(tds_client_count_states(&counts, c) < 0);
+  CHECK(counts == NULL);
   CHECK(tds_client_mark_batch_complete(c, "down", 4, "b", 1, "{}", 2) < 0);
   CHECK(tds_client_batch_synced_recently(&recent, c, "down", 4, 60) < 0);
   CHECK(recent == 0);
@@ -1182,6 +1290,8 @@ int main(void) {
     test_check_commit_cycle(&server);
     test_out_of_range_results(&server);
     test_states(&server);
+    test_count_states(&server);
+    test_count_states_server_gone();
     test_corrupt_entry(&server);
     test_invalidate_and_warm(&server);
     test_batch_markers(&server);
