@@ -227,6 +227,11 @@ struct client::impl {
                           " consecutive failures (last: " + breaker_cause + ")");
   }
 
+  detail::batch_report fetch(std::span<const std::string_view> keys, std::vector<detail::lookup_result>& lookups,
+                             const detail::store::ready_handler& on_ready);
+  void finish_check(check_result& out, std::span<const entity_check> items, const decision_policy& policy,
+                    instant now, steady::duration elapsed);
+
   // Call with mu held, after an operation that reached the gate.
   void settle(bool unreachable, const error& why) {
     if (!unreachable) {
@@ -295,73 +300,79 @@ result<client> client::from_url(std::string_view url) {
   return connect(std::move(cfg).value());
 }
 
-check_result client::check(std::span<const entity_check> items) noexcept {
-  const auto started = steady::now();
-  check_result out;
-  try {
-    out.items.resize(items.size());
-    // Keys in one arena: one allocation per batch instead of one per entity.
-    const std::string& prefix = impl_->cfg.key_prefix;
-    std::size_t arena_size = 0;
-    for (const auto& it : items) {
-      if (!it.entity_id.empty()) arena_size += key_size(prefix, it.entity_type, it.entity_id);
-    }
-    std::string arena;
-    arena.reserve(arena_size);
-    std::vector<std::size_t> item_of_key;
-    item_of_key.reserve(items.size());
-    for (std::size_t i = 0; i < items.size(); ++i) {
-      // An entity without an id has no key; decide() answers no_id for it.
-      if (items[i].entity_id.empty()) continue;
-      append_key(arena, prefix, items[i].entity_type, items[i].entity_id);
-      item_of_key.push_back(i);
-    }
-    std::vector<std::string_view> keys;
-    keys.reserve(item_of_key.size());
-    std::size_t at = 0;
-    for (const std::size_t i : item_of_key) {
-      const std::size_t len = key_size(prefix, items[i].entity_type, items[i].entity_id);
-      keys.emplace_back(arena.data() + at, len);
-      at += len;
-    }
+namespace {
 
-    const decision_policy policy{impl_->cfg.max_age_seconds};
-    const instant now = now_utc();
-    std::vector<lookup_result> lookups;
-    // Decisions are made as each MGET reply lands, while the server works on the next ones.
-    auto decide_keys = [&](std::size_t first, std::size_t count) {
-      for (std::size_t k = first; k < first + count; ++k) {
-        const std::size_t i = item_of_key[k];
-        lookup_result& found = lookups[k];
-        check_outcome& o = out.items[i];
-        o.why = decide(items[i], cached_lookup{found.kind, found.value}, policy, now);
-        o.observed.kind = found.kind;
-        o.observed.value = std::move(found.value);
-      }
-    };
-    detail::batch_report report;
-    if (!keys.empty()) {
-      std::lock_guard<std::mutex> lock(impl_->mu);
-      if (auto refused = impl_->gate()) {
-        lookups.resize(keys.size());
-        report.note(*refused, keys.size(), false);
-        decide_keys(0, keys.size());
-      } else {
-        report = impl_->store->mget(keys, lookups, decide_keys, no_deadline);
-        impl_->settle(report.unreachable, report.first_error);
-      }
-    }
-    out.error = report.first_error;
-    for (std::size_t i = 0; i < items.size(); ++i) {
-      if (items[i].entity_id.empty()) out.items[i].why = decide(items[i], cached_lookup{}, policy, now);
-    }
-  } catch (...) {
-    // Fail open: whatever went wrong, every entity syncs.
-    out.error = from_exception();
-    for (auto& o : out.items) {
-      o.why = reason::cache_check_error;
-      o.observed = observed_state{};
-    }
+// The keys of a check's entities, in one arena (one allocation per batch instead of one per
+// entity). Entities without an id have no key: decide() answers no_id for them.
+struct key_plan {
+  std::string arena;
+  std::vector<std::string_view> keys;
+  std::vector<std::size_t> item_of_key;  // keys[k] belongs to items[item_of_key[k]]
+};
+
+key_plan plan_keys(const std::string& prefix, std::span<const entity_check> items) {
+  key_plan plan;
+  std::size_t arena_size = 0;
+  for (const auto& it : items) {
+    if (!it.entity_id.empty()) arena_size += key_size(prefix, it.entity_type, it.entity_id);
+  }
+  plan.arena.reserve(arena_size);
+  plan.item_of_key.reserve(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (items[i].entity_id.empty()) continue;
+    append_key(plan.arena, prefix, items[i].entity_type, items[i].entity_id);
+    plan.item_of_key.push_back(i);
+  }
+  plan.keys.reserve(plan.item_of_key.size());
+  std::size_t at = 0;
+  for (const std::size_t i : plan.item_of_key) {
+    const std::size_t len = key_size(prefix, items[i].entity_type, items[i].entity_id);
+    plan.keys.emplace_back(plan.arena.data() + at, len);
+    at += len;
+  }
+  return plan;
+}
+
+}  // namespace
+
+struct observation::data {
+  key_plan plan;
+  std::size_t items = 0;
+  std::vector<detail::lookup_result> lookups;
+  detail::batch_report report;
+  steady::duration elapsed{};
+};
+
+observation::observation() = default;
+observation::observation(observation&&) noexcept = default;
+observation& observation::operator=(observation&&) noexcept = default;
+observation::~observation() = default;
+std::size_t observation::size() const noexcept { return data_ ? data_->items : 0; }
+
+// The reads of a check: every key's MGET in one pipeline, through the circuit breaker.
+// on_ready(first, count) runs as each reply lands, so decisions overlap the next replies.
+detail::batch_report client::impl::fetch(std::span<const std::string_view> keys,
+                                         std::vector<detail::lookup_result>& lookups,
+                                         const detail::store::ready_handler& on_ready) {
+  detail::batch_report report;
+  if (keys.empty()) return report;
+  std::lock_guard<std::mutex> lock(mu);
+  if (auto refused = gate()) {
+    lookups.assign(keys.size(), detail::lookup_result{});
+    report.note(*refused, keys.size(), false);
+    if (on_ready) on_ready(0, keys.size());
+  } else {
+    report = store->mget(keys, lookups, on_ready, no_deadline);
+    settle(report.unreachable, report.first_error);
+  }
+  return report;
+}
+
+// Decisions for the entities without an id, then the totals and the statistics.
+void client::impl::finish_check(check_result& out, std::span<const entity_check> items,
+                                const decision_policy& policy, instant now, steady::duration elapsed) {
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (items[i].entity_id.empty()) out.items[i].why = decide(items[i], cached_lookup{}, policy, now);
   }
   std::array<std::uint64_t, reason_count> counts{};
   for (const auto& o : out.items) {
@@ -372,7 +383,105 @@ check_result client::check(std::span<const entity_check> items) noexcept {
   out.skipped = out.by_reason[static_cast<std::size_t>(reason::unchanged)];
   out.to_sync = out.items.size() - out.skipped;
   out.cache_errors = out.by_reason[static_cast<std::size_t>(reason::cache_check_error)];
-  impl_->recorder.record_check(counts, steady::now() - started);
+  recorder.record_check(counts, elapsed);
+}
+
+// Fail open: whatever went wrong, every entity syncs.
+static void fail_open(check_result& out, error why) {
+  out.error = std::move(why);
+  for (auto& o : out.items) {
+    o.why = reason::cache_check_error;
+    o.observed = observed_state{};
+  }
+}
+
+check_result client::check(std::span<const entity_check> items) noexcept {
+  const auto started = steady::now();
+  check_result out;
+  const decision_policy policy{impl_->cfg.max_age_seconds};
+  const instant now = now_utc();
+  try {
+    out.items.resize(items.size());
+    const key_plan plan = plan_keys(impl_->cfg.key_prefix, items);
+    std::vector<detail::lookup_result> lookups;
+    auto decide_keys = [&](std::size_t first, std::size_t count) {
+      for (std::size_t k = first; k < first + count; ++k) {
+        const std::size_t i = plan.item_of_key[k];
+        detail::lookup_result& found = lookups[k];
+        check_outcome& o = out.items[i];
+        o.why = decide(items[i], cached_lookup{found.kind, found.value}, policy, now);
+        o.observed.kind = found.kind;
+        o.observed.value = std::move(found.value);
+      }
+    };
+    out.error = impl_->fetch(plan.keys, lookups, decide_keys).first_error;
+  } catch (...) {
+    fail_open(out, from_exception());
+  }
+  try {
+    impl_->finish_check(out, items, policy, now, steady::now() - started);
+  } catch (...) {
+    fail_open(out, from_exception());
+  }
+  return out;
+}
+
+observation client::observe(std::span<const entity_check> items) noexcept {
+  const auto started = steady::now();
+  observation seen;
+  try {
+    seen.data_ = std::make_unique<observation::data>();
+    observation::data& d = *seen.data_;
+    d.items = items.size();
+    d.plan = plan_keys(impl_->cfg.key_prefix, items);
+    d.report = impl_->fetch(d.plan.keys, d.lookups, nullptr);
+    d.elapsed = steady::now() - started;
+  } catch (...) {
+    seen.data_.reset();  // check() answers cache_check_error for every entity
+  }
+  return seen;
+}
+
+check_result client::check(std::span<const entity_check> items, observation&& seen) noexcept {
+  const auto started = steady::now();
+  check_result out;
+  const decision_policy policy{impl_->cfg.max_age_seconds};
+  const instant now = now_utc();
+  steady::duration observing{};
+  try {
+    out.items.resize(items.size());
+    observation::data* d = seen.data_.get();
+    if (d == nullptr) {
+      fail_open(out, make_error(status::internal, "the cache could not be observed for this check"));
+    } else {
+      observing = d->elapsed;
+      // Deciding an entity on another entity's state could skip a change: the items must be
+      // the ones observed, key for key.
+      const key_plan plan = plan_keys(impl_->cfg.key_prefix, items);
+      if (d->items != items.size() || plan.arena != d->plan.arena || plan.item_of_key != d->plan.item_of_key) {
+        fail_open(out, make_error(status::invalid_argument,
+                                  "check(items, observation): the items are not the ones observed"));
+      } else {
+        out.error = d->report.first_error;
+        for (std::size_t k = 0; k < plan.item_of_key.size(); ++k) {
+          const std::size_t i = plan.item_of_key[k];
+          detail::lookup_result& found = d->lookups[k];
+          check_outcome& o = out.items[i];
+          o.why = decide(items[i], cached_lookup{found.kind, found.value}, policy, now);
+          o.observed.kind = found.kind;
+          o.observed.value = std::move(found.value);
+        }
+      }
+    }
+  } catch (...) {
+    fail_open(out, from_exception());
+  }
+  seen.data_.reset();
+  try {
+    impl_->finish_check(out, items, policy, now, observing + (steady::now() - started));
+  } catch (...) {
+    fail_open(out, from_exception());
+  }
   return out;
 }
 

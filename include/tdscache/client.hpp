@@ -71,6 +71,23 @@ struct commit_result {
   tds::error error;  // the first failure, when some item failed (code ok otherwise)
 };
 
+// What the cache held for a list of entities, read before their digests were known: made by
+// client::observe(), consumed by client::check(items, observation). A caller that hashes its
+// entities can have the reads in flight meanwhile. Opaque and move-only.
+class observation {
+ public:
+  observation();
+  observation(observation&&) noexcept;
+  observation& operator=(observation&&) noexcept;
+  ~observation();
+  std::size_t size() const noexcept;  // how many entities it was made for
+
+ private:
+  friend class client;
+  struct data;
+  std::unique_ptr<data> data_;
+};
+
 // A row already in the database, for warm(): written without a prior check.
 struct warm_record {
   std::string_view entity_id;
@@ -103,6 +120,14 @@ class client {
   // One decision per entity, in input order, following decide()'s rule order. All lookups go
   // out as ceil(N / mget_chunk) MGETs in one pipeline: one round trip whatever N is.
   check_result check(std::span<const entity_check> items) noexcept;
+
+  // check() in two halves, for callers that know their ids before their digests: observe()
+  // sends and reads the same MGETs (it looks at entity_type and entity_id only), and
+  // check(items, observation) decides, with the digests filled in. The items must be the ones
+  // observed, in the same order; otherwise every entity is answered cache_check_error. Either
+  // half may run on any thread; statistics count the two halves' time, not the gap between.
+  observation observe(std::span<const entity_check> items) noexcept;
+  check_result check(std::span<const entity_check> items, observation&& seen) noexcept;
 
   // Records the new states in one pipeline of server-side scripts: each increments
   // sync_count atomically and, when `observed` is given, writes only if the cache still holds

@@ -311,6 +311,87 @@ TEST_F(Client, CheckOf1312EntitiesIsTwoMgetsAndCommitSendsOnlyEvalsha) {
   EXPECT_EQ(server_->calls("mget"), 2u);
 }
 
+// observe() then check(items, observation): the reads go out before the digests are known
+// (the Python dict path hashes meanwhile), and the decisions are check()'s own.
+TEST_F(Client, ObserveThenCheckDecidesAsCheckDoesWithTheSameMgets) {
+  auto c = make();
+  const auto v1 = digest_of("v1"), v2 = digest_of("v2");
+  const std::string lmt = "2025-11-13T08:30:00Z";
+  std::vector<entity_check> seed;
+  for (const char* id : {"1", "2", "3", "4"}) seed.push_back(item("product", id, v1, lmt));
+  ASSERT_EQ(c.commit(commits_for(seed, c.check(seed))).written, 4u);
+  ASSERT_TRUE(server_->command({"SET", "tds:entity:state:product:7", "{not json"}).ok());
+  const std::vector<entity_check> checks = {
+      item("product", "1", v1, lmt, /*force=*/true), item("product", "", v1, lmt),
+      item("product", "999", v1, lmt),               item("product", "7", v1, lmt),
+      item("product", "2", v1, lmt, false, hash_scheme::jcs), item("product", "3", v2, lmt),
+      item("product", "4", v1, "2025-11-13T08:30:01Z"),      item("product", "4", v1, lmt),
+  };
+  const auto expected = c.check(checks);
+  // The ids alone, digests still unknown.
+  std::vector<entity_check> ids_only = checks;
+  for (auto& it : ids_only) it.content_digest = tds::digest{};
+  ASSERT_TRUE(server_->reset_stats());
+  tds::observation seen = c.observe(ids_only);
+  EXPECT_EQ(seen.size(), checks.size());
+  EXPECT_EQ(server_->calls("mget"), 1u);
+  auto r = c.check(checks, std::move(seen));
+  EXPECT_EQ(server_->calls("mget"), 1u) << "deciding sends nothing";
+  ASSERT_EQ(r.items.size(), checks.size());
+  for (std::size_t i = 0; i < checks.size(); ++i) {
+    EXPECT_EQ(r.items[i].why, expected.items[i].why) << "item " << i << ": " << tds::reason_name(r.items[i].why);
+    EXPECT_EQ(r.items[i].observed.kind, expected.items[i].observed.kind) << i;
+    EXPECT_EQ(r.items[i].observed.value, expected.items[i].observed.value) << i;
+  }
+  EXPECT_EQ(r.skipped, 1u);
+  EXPECT_EQ(r.by_reason, expected.by_reason);
+  EXPECT_EQ(r.error.code, tds::status::ok);
+  // The observations carry to the commit as check()'s do: a state changed meanwhile conflicts.
+  ASSERT_TRUE(server_->command({"SET", "tds:entity:state:product:3", legacy_value("3", v1, "2025-11-13T08:35:21.123456")}).ok());
+  auto done = c.commit(commits_for(checks, r));
+  // Id 3 changed after it was observed; id 4's second commit finds its first one's write.
+  EXPECT_EQ(done.conflicts, 2u);
+  EXPECT_EQ(done.items[5], tds::commit_outcome::conflict);
+  EXPECT_EQ(done.errors, 1u) << "the entity without an id";
+}
+
+TEST_F(Client, AnObservationOnlyDecidesTheItemsItWasMadeFor) {
+  auto c = make();
+  const auto v1 = digest_of("v1");
+  std::vector<entity_check> seed = {item("product", "1", v1), item("product", "2", v1)};
+  ASSERT_EQ(c.commit(commits_for(seed, c.check(seed))).written, 2u);
+  const auto all_sync = [](const check_result& r, std::size_t n) {
+    EXPECT_EQ(r.items.size(), n);
+    EXPECT_EQ(r.cache_errors, n);
+    EXPECT_EQ(r.skipped, 0u);
+  };
+  // Other ids: deciding "2" on the state of "1" could skip a change.
+  std::vector<entity_check> swapped = {seed[1], seed[0]};
+  auto r = c.check(swapped, c.observe(seed));
+  all_sync(r, 2);
+  EXPECT_EQ(r.error.code, tds::status::invalid_argument) << r.error.message;
+  // Another type, another length, another place for the entity without an id.
+  all_sync(c.check(std::vector{item("customer", "1", v1), item("customer", "2", v1)}, c.observe(seed)), 2);
+  all_sync(c.check(std::span(seed).first(1), c.observe(seed)), 1);
+  std::vector<entity_check> with_gap = {item("product", "", v1), seed[0], seed[1]};
+  std::vector<entity_check> gap_moved = {seed[0], item("product", "", v1), seed[1]};
+  r = c.check(gap_moved, c.observe(with_gap));
+  EXPECT_EQ(r.skipped, 0u);
+  // An empty observation, and one already used.
+  all_sync(c.check(seed, tds::observation{}), 2);
+  tds::observation once = c.observe(seed);
+  EXPECT_EQ(c.check(seed, std::move(once)).skipped, 2u);
+  all_sync(c.check(seed, std::move(once)), 2);  // NOLINT(bugprone-use-after-move): on purpose
+  // A server that is gone: the reads fail, every entity syncs.
+  auto dead_cfg = tds::client_config{};
+  dead_cfg.port = tds::testing::free_tcp_port();
+  auto dead = client::connect(dead_cfg);
+  ASSERT_TRUE(dead.ok());
+  auto failed = dead.value().check(seed, dead.value().observe(seed));
+  all_sync(failed, 2);
+  EXPECT_NE(failed.error.code, tds::status::ok);
+}
+
 TEST_F(Client, MgetChunkIsConfigurable) {
   auto c = make([](auto& cfg) { cfg.mget_chunk = 100; });
   std::vector<std::string> ids;
