@@ -14,6 +14,7 @@
 #include <exception>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <thread>
 
 #include "object_canonical.hpp"
@@ -626,6 +627,39 @@ std::int64_t int_option(const py::handle& v, const std::string& key, std::int64_
   return x;
 }
 
+// check_entities()' cache reads, sent on a thread of their own while the caller walks the
+// objects (client::observe; the decisions come later with client::check(items, observation)).
+// Not started for small batches, where a thread costs more than it hides. Joined before it
+// goes, without the GIL, if the walk fails.
+class early_reads {
+ public:
+  early_reads(client& c, std::span<const entity_check> checks, bool start) {
+    if (!start) return;
+    reader_ = std::thread([this, &c, checks] { seen_ = c.observe(checks); });
+    started_ = true;
+  }
+  early_reads(const early_reads&) = delete;
+  early_reads& operator=(const early_reads&) = delete;
+  ~early_reads() {
+    if (reader_.joinable()) {
+      py::gil_scoped_release release;
+      reader_.join();
+    }
+  }
+
+  bool started() const noexcept { return started_; }
+  // Waits for the reads. Call without the GIL.
+  observation take() {
+    if (reader_.joinable()) reader_.join();
+    return std::move(seen_);
+  }
+
+ private:
+  std::thread reader_;
+  observation seen_;
+  bool started_ = false;
+};
+
 class cache_client {
  public:
   explicit cache_client(client c) : client_(std::move(c)) {}
@@ -695,9 +729,12 @@ class cache_client {
     return batch;
   }
 
-  // The dict path in one native call: ids, last-modified values and canonical text are read
-  // from the objects with the GIL held, while a worker thread hashes what is walked (see
-  // entity_pipeline); then one check runs without the GIL. No Python object is made per entity.
+  // The dict path in one native call. Ids and last-modified values are read first, and the
+  // cache reads (client::observe) go out on a thread of their own; meanwhile the canonical text
+  // is walked from the objects with the GIL held and a worker thread hashes it (see
+  // entity_pipeline). The decisions come last, without the GIL. The reads are one pipeline
+  // exactly as check()'s, so a connection cut mid-batch fails open the same way; only their
+  // latency is hidden behind the walk. No Python object is made per entity.
   std::shared_ptr<check_batch> check_entities(const std::string& entity_type, const hasher& h,
                                               const py::handle& entities, const std::string& id_field,
                                               const std::string& modified_field, bool force) {
@@ -712,6 +749,15 @@ class cache_client {
     batch->digests.resize(n);
     batch->modified.resize(n);
     const py::str id_key(id_field), modified_key(modified_field);
+    for (std::size_t i = 0; i < n; ++i) {
+      PyObject* entity = PyTuple_GET_ITEM(items.ptr(), static_cast<Py_ssize_t>(i));
+      entity_id_into(member_of(entity, id_key.ptr()).ptr(), batch->ids[i]);
+      modified_into(member_of(entity, modified_key.ptr()).ptr(), batch->modified[i]);
+    }
+    // Views into batch's vectors, which keep their size from here on.
+    std::vector<entity_check> checks = checks_of(*batch, std::vector<bool>(n, force));
+    early_reads reads(client_, checks, n > entity_pipeline::unit_size);
+
     const object_canonicalizer& walker = h.objects();
     entity_pipeline pipe(*batch);
     std::size_t walked = 0;
@@ -724,10 +770,7 @@ class cache_client {
         if (++walked % 512 == 0) {
           py::gil_scoped_release yield;
         }
-        PyObject* entity = PyTuple_GET_ITEM(items.ptr(), static_cast<Py_ssize_t>(i));
-        entity_id_into(member_of(entity, id_key.ptr()).ptr(), batch->ids[i]);
-        modified_into(member_of(entity, modified_key.ptr()).ptr(), batch->modified[i]);
-        walker.write(entity, text);
+        walker.write(PyTuple_GET_ITEM(items.ptr(), static_cast<Py_ssize_t>(i)), text);
         ends->push_back(text.size());
       }
       pipe.submit(u, first, last);
@@ -737,7 +780,8 @@ class cache_client {
     {
       py::gil_scoped_release release;
       pipe.finish();
-      run_check_nogil(*batch, std::vector<bool>(n, force));
+      for (std::size_t i = 0; i < n; ++i) checks[i].content_digest = batch->digests[i];
+      batch->result = reads.started() ? client_.check(checks, reads.take()) : client_.check(checks);
     }
     return batch;
   }
@@ -943,7 +987,7 @@ class cache_client {
     run_check_nogil(batch, forces);
   }
 
-  void run_check_nogil(check_batch& batch, const std::vector<bool>& forces) {
+  static std::vector<entity_check> checks_of(const check_batch& batch, const std::vector<bool>& forces) {
     std::vector<entity_check> checks(batch.ids.size());
     for (std::size_t i = 0; i < checks.size(); ++i) {
       checks[i].entity_type = batch.entity_type;
@@ -953,7 +997,11 @@ class cache_client {
       if (batch.modified[i]) checks[i].last_modified_time = *batch.modified[i];
       checks[i].force = forces[i];
     }
-    batch.result = client_.check(checks);
+    return checks;
+  }
+
+  void run_check_nogil(check_batch& batch, const std::vector<bool>& forces) {
+    batch.result = client_.check(checks_of(batch, forces));
   }
 
   client client_;

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import random
+import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
@@ -148,3 +149,22 @@ def test_with_redis_down_every_entity_syncs(fresh_redis: RedisServer) -> None:
         fresh_redis.restart()
     assert report.reasons == ["no_id" if not report.ids[i] else "cache_check_error" for i in range(2500)]
     assert report.to_sync == 2500 and report.error is not None
+
+
+def test_a_bad_entity_while_the_reads_hang_raises_after_they_give_up(fresh_redis: RedisServer) -> None:
+    # The reads go out on their own thread before the walk; a walk that fails must still wait
+    # for them (they use the batch's ids), and then raise its own error, not hang or crash.
+    cache = tdscache.Cache(fresh_redis.url, command_timeout_ms=300)
+    items = entities(3000, seed=5)
+    items[2900] = {"item_id": 1, "rate": float("nan")}
+    assert cache.check_entities("product", items[:10]).to_sync == 10  # connected
+    fresh_redis.sigstop()
+    try:
+        started = time.monotonic()
+        with pytest.raises(tdscache.InputError):
+            cache.check_entities("product", items)
+        elapsed = time.monotonic() - started
+    finally:
+        fresh_redis.sigcont()
+    assert elapsed < 30, "the reads give up after their command timeout"
+    assert cache.check_entities("product", items[:2000]).to_sync == 2000
