@@ -890,3 +890,44 @@ TEST_F(ClusterStore, DeadNodeReportsEveryItemOnceAndIsNotTheWholeCluster) {
 }
 
 }  // namespace
+
+namespace {
+
+// TLS to a cluster: the seeds, the slot map's nodes and the MOVED targets are all reached over
+// verified TLS with a client certificate (the nodes announce their TLS ports; the bus is TLS
+// too). Its own cluster: the shared one speaks plain TCP.
+TEST(ClusterTls, ChecksAndCommitsAcrossEveryNodeOverVerifiedTls) {
+  tds::testing::temp_dir dir("tds-cluster-tls");
+  std::string why;
+  auto material = tds::testing::tls_material::generate(dir.path(), &why);
+  ASSERT_TRUE(material.has_value()) << why;
+  tds::testing::redis_cluster_options o;
+  o.tls = &*material;
+  redis_cluster cluster(o);
+  ASSERT_TRUE(cluster.start()) << cluster.last_error();
+  const tds::client_config cfg = cluster.config();
+  ASSERT_TRUE(cfg.tls.enabled);
+  ASSERT_TRUE(cfg.tls.verify_hostname);
+  auto c = client::connect(cfg);
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  const auto b = batch::numbered(3000);
+  const auto seen = c.value().check(b.checks);
+  ASSERT_EQ(seen.error.code, status::ok) << seen.error.message;
+  EXPECT_EQ(seen.by_reason[static_cast<std::size_t>(reason::no_cache_entry)], 3000u);
+  const auto done = c.value().commit(commits_for(b, seen));
+  EXPECT_EQ(done.written, 3000u) << done.error.message;
+  for (std::size_t i = 0; i < cluster.size(); ++i) EXPECT_GT(cluster.dbsize(i), 500) << "node " << i;
+  const auto again = c.value().check(b.checks);
+  EXPECT_EQ(again.skipped, 3000u) << again.error.message;
+
+  // A client that does not trust the cluster's CA reaches nothing and fails open.
+  tds::client_config untrusting = cfg;
+  untrusting.tls.ca_file = material->other_ca_cert;
+  auto stranger = client::connect(untrusting);
+  ASSERT_TRUE(stranger.ok()) << stranger.error().message;
+  const auto refused = stranger.value().check(b.checks);
+  EXPECT_EQ(refused.cache_errors, 3000u);
+  EXPECT_EQ(refused.skipped, 0u);
+}
+
+}  // namespace

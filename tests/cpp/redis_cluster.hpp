@@ -26,6 +26,9 @@ struct redis_cluster_options {
   // "one primary killed" tests need); yes is Redis' default, where the whole cluster refuses.
   bool require_full_coverage = false;
   std::chrono::milliseconds ready_timeout{30000};
+  // Clients and the cluster bus speak TLS (tls-cluster yes), with these files; the nodes then
+  // announce their TLS ports. Clients must present the client certificate.
+  const tls_material* tls = nullptr;
 };
 
 // Not thread safe, except kill/pause/resume of a node (signals only).
@@ -48,6 +51,11 @@ class redis_cluster {
                       "--cluster-port", std::to_string(bus_port),
                       "--cluster-node-timeout", std::to_string(options_.node_timeout.count()),
                       "--cluster-require-full-coverage", options_.require_full_coverage ? "yes" : "no"};
+      if (options_.tls) {
+        o.tls = options_.tls;
+        o.tls_auth_clients = true;
+        o.extra_args.insert(o.extra_args.end(), {"--tls-cluster", "yes"});
+      }
       auto node = std::make_unique<redis_server>(o);
       if (!node->start()) {
         error_ = "node " + std::to_string(i) + ": " + node->last_error();
@@ -55,7 +63,12 @@ class redis_cluster {
       }
       nodes_.push_back(std::move(node));
     }
-    std::vector<std::string> create = {"redis-cli", "--cluster", "create"};
+    std::vector<std::string> create = {"redis-cli"};
+    if (options_.tls) {
+      create.insert(create.end(), {"--tls", "--cacert", options_.tls->ca_cert, "--cert", options_.tls->client_cert,
+                                   "--key", options_.tls->client_key});
+    }
+    create.insert(create.end(), {"--cluster", "create"});
     for (const auto& n : nodes_) create.push_back("127.0.0.1:" + std::to_string(n->port()));
     create.insert(create.end(), {"--cluster-replicas", "0", "--cluster-yes"});
     const std::string log = nodes_.front()->dir() + "/cluster-create.log";
@@ -100,6 +113,7 @@ class redis_cluster {
     for (const auto& n : nodes_) c.cluster_seeds.emplace_back("127.0.0.1", n->port());
     c.host = "127.0.0.1";
     c.port = nodes_.front()->port();
+    c.tls = nodes_.front()->config().tls;  // the fixture's files when TLS is on
     return c;
   }
   std::string url() const {
