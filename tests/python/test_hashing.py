@@ -89,6 +89,26 @@ def test_non_string_keys_follow_json_dumps() -> None:
         h.canonical({"m": {1: "a", "x": "b"}})
 
 
+def test_member_names_sort_as_python_sorts_them_around_the_eight_byte_prefix() -> None:
+    # The object walker compares names by their first 8 bytes first: names that are prefixes of
+    # others, that share 8 bytes, that hold NUL right after a prefix, or that differ only past
+    # byte 8 or in multi-byte UTF-8 (and WTF-8 for a lone surrogate) must still come out in
+    # Python's code point order.
+    names = ["ab", "ab\x00", "ab\x00x", "ab\x01", "abc", "abcdefgh", "abcdefgh\x00", "abcdefghi",
+             "abcdefgg\uffff", "abcdefgh\u00e9", "\u00e9", "\u00e9a", "\U0001f600", "\uffff", "\ud800",
+             "\ud800x", "", "\x00", "zzzzzzzzzzzzzzzz", "zzzzzzzzzzzzzzzy", "location_id", "location_name",
+             "location_stock_on_hand", "location_available_stock"]
+    h = tdscache.Hasher()
+    rng = random.Random(8)
+    for _ in range(50):
+        rng.shuffle(names)
+        data = {n: i for i, n in enumerate(names)}
+        expected = json.dumps(data, sort_keys=True).encode()
+        assert h.canonical(data) == expected
+        assert h.canonical({"nested": [data, {"x": data}]}) == \
+            json.dumps({"nested": [data, {"x": data}]}, sort_keys=True).encode()
+
+
 def test_jcs_keeps_nineteen_digit_ids_apart() -> None:
     h = tdscache.Hasher("jcs")
     assert h.digest({"item_id": 2646610000000113574}) != h.digest({"item_id": 2646610000000113575})
