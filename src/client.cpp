@@ -229,8 +229,7 @@ struct client::impl {
 
   detail::batch_report fetch(std::span<const std::string_view> keys, std::vector<detail::lookup_result>& lookups,
                              const detail::store::ready_handler& on_ready);
-  void finish_check(check_result& out, std::span<const entity_check> items, const decision_policy& policy,
-                    instant now, steady::duration elapsed);
+  void finish_check(check_result& out, steady::duration elapsed) noexcept;
 
   // Call with mu held, after an operation that reached the gate.
   void settle(bool unreachable, const error& why) {
@@ -333,6 +332,23 @@ key_plan plan_keys(const std::string& prefix, std::span<const entity_check> item
   return plan;
 }
 
+// The entities without an id have no key, so no read: decide() answers no_id for them.
+void decide_without_ids(check_result& out, std::span<const entity_check> items, const decision_policy& policy,
+                        instant now) noexcept {
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (items[i].entity_id.empty()) out.items[i].why = decide(items[i], cached_lookup{}, policy, now);
+  }
+}
+
+// One entity's decision on what was read for its key. The value moves into the outcome, where
+// commit() compares against it.
+void decide_one(check_outcome& o, const entity_check& item, detail::lookup_result& found,
+                const decision_policy& policy, instant now) noexcept {
+  o.why = decide(item, cached_lookup{found.kind, found.value}, policy, now);
+  o.observed.kind = found.kind;
+  o.observed.value = std::move(found.value);
+}
+
 }  // namespace
 
 struct observation::data {
@@ -368,12 +384,9 @@ detail::batch_report client::impl::fetch(std::span<const std::string_view> keys,
   return report;
 }
 
-// Decisions for the entities without an id, then the totals and the statistics.
-void client::impl::finish_check(check_result& out, std::span<const entity_check> items,
-                                const decision_policy& policy, instant now, steady::duration elapsed) {
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (items[i].entity_id.empty()) out.items[i].why = decide(items[i], cached_lookup{}, policy, now);
-  }
+// The totals and the statistics of a check whose decisions are all made. Nothing here can
+// fail, so the totals always agree with the decisions, failed checks included.
+void client::impl::finish_check(check_result& out, steady::duration elapsed) noexcept {
   std::array<std::uint64_t, reason_count> counts{};
   for (const auto& o : out.items) {
     const auto r = static_cast<std::size_t>(o.why);
@@ -404,25 +417,19 @@ check_result client::check(std::span<const entity_check> items) noexcept {
     out.items.resize(items.size());
     const key_plan plan = plan_keys(impl_->cfg.key_prefix, items);
     std::vector<detail::lookup_result> lookups;
+    // Decisions are made as each MGET reply lands, while the server works on the next ones.
     auto decide_keys = [&](std::size_t first, std::size_t count) {
       for (std::size_t k = first; k < first + count; ++k) {
         const std::size_t i = plan.item_of_key[k];
-        detail::lookup_result& found = lookups[k];
-        check_outcome& o = out.items[i];
-        o.why = decide(items[i], cached_lookup{found.kind, found.value}, policy, now);
-        o.observed.kind = found.kind;
-        o.observed.value = std::move(found.value);
+        decide_one(out.items[i], items[i], lookups[k], policy, now);
       }
     };
     out.error = impl_->fetch(plan.keys, lookups, decide_keys).first_error;
+    decide_without_ids(out, items, policy, now);
   } catch (...) {
     fail_open(out, from_exception());
   }
-  try {
-    impl_->finish_check(out, items, policy, now, steady::now() - started);
-  } catch (...) {
-    fail_open(out, from_exception());
-  }
+  impl_->finish_check(out, steady::now() - started);
   return out;
 }
 
@@ -458,30 +465,24 @@ check_result client::check(std::span<const entity_check> items, observation&& se
       // Deciding an entity on another entity's state could skip a change: the items must be
       // the ones observed, key for key.
       const key_plan plan = plan_keys(impl_->cfg.key_prefix, items);
-      if (d->items != items.size() || plan.arena != d->plan.arena || plan.item_of_key != d->plan.item_of_key) {
+      if (d->items != items.size() || plan.arena != d->plan.arena || plan.item_of_key != d->plan.item_of_key ||
+          d->lookups.size() != d->plan.keys.size()) {
         fail_open(out, make_error(status::invalid_argument,
                                   "check(items, observation): the items are not the ones observed"));
       } else {
         out.error = d->report.first_error;
         for (std::size_t k = 0; k < plan.item_of_key.size(); ++k) {
           const std::size_t i = plan.item_of_key[k];
-          detail::lookup_result& found = d->lookups[k];
-          check_outcome& o = out.items[i];
-          o.why = decide(items[i], cached_lookup{found.kind, found.value}, policy, now);
-          o.observed.kind = found.kind;
-          o.observed.value = std::move(found.value);
+          decide_one(out.items[i], items[i], d->lookups[k], policy, now);
         }
+        decide_without_ids(out, items, policy, now);
       }
     }
   } catch (...) {
     fail_open(out, from_exception());
   }
   seen.data_.reset();
-  try {
-    impl_->finish_check(out, items, policy, now, observing + (steady::now() - started));
-  } catch (...) {
-    fail_open(out, from_exception());
-  }
+  impl_->finish_check(out, observing + (steady::now() - started));
   return out;
 }
 
