@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <deque>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -497,7 +498,19 @@ class entity_pipeline {
   static constexpr std::size_t unit_size = 128;  // small: the walk of one unit overlaps its hashing
   static constexpr std::size_t buffer_count = 8;
 
-  explicit entity_pipeline(check_batch& batch) : batch_(batch) {}
+  explicit entity_pipeline(check_batch& batch) : batch_(batch) {
+    // The calling thread's buffers keep their capacity from call to call: grown afresh, the
+    // text of each unit was copied about twice over and its pages faulted in on every call.
+    // A nested call (a value's str() that checks entities) gets buffers of its own.
+    thread_local units kept;
+    if (!kept.busy) {
+      units_ = &kept;
+      kept.busy = true;
+    } else {
+      own_ = std::make_unique<units>();
+      units_ = own_.get();
+    }
+  }
 
   entity_pipeline(const entity_pipeline&) = delete;
   entity_pipeline& operator=(const entity_pipeline&) = delete;
@@ -511,6 +524,7 @@ class entity_pipeline {
       }
       stop_and_join();
     }
+    if (units_ != own_.get()) units_->release();
   }
 
   // The buffer for unit u, once the worker no longer reads it. GIL held.
@@ -524,8 +538,8 @@ class entity_pipeline {
         changed_.wait(lock, [&] { return processed_ + buffer_count > u; });
       }
     }
-    std::string& text = buffers_[u % buffer_count];
-    ends = &ends_[u % buffer_count];
+    std::string& text = units_->text[u % buffer_count];
+    ends = &units_->ends[u % buffer_count];
     text.clear();
     ends->clear();
     return text;
@@ -560,6 +574,21 @@ class entity_pipeline {
     std::size_t index, first, last;
   };
 
+  // The canonical text of the units in flight, and where each entity's text ends.
+  struct units {
+    static constexpr std::size_t kept_capacity = std::size_t{1} << 20;  // bytes a buffer may keep
+    std::string text[buffer_count];
+    std::vector<std::size_t> ends[buffer_count];
+    bool busy = false;
+
+    // Ends a call: a buffer grown past kept_capacity by huge entities is given back.
+    void release() noexcept {
+      for (auto& t : text)
+        if (t.capacity() > kept_capacity) std::string().swap(t);
+      busy = false;
+    }
+  };
+
   void stop_and_join() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -589,8 +618,8 @@ class entity_pipeline {
   }
 
   void hash(const unit& u) {
-    const std::string_view text = buffers_[u.index % buffer_count];
-    const std::vector<std::size_t>& ends = ends_[u.index % buffer_count];
+    const std::string_view text = units_->text[u.index % buffer_count];
+    const std::vector<std::size_t>& ends = units_->ends[u.index % buffer_count];
     std::size_t start = 0;
     for (std::size_t i = u.first; i < u.last; ++i) {
       const std::size_t end = ends[i - u.first];
@@ -601,8 +630,8 @@ class entity_pipeline {
 
   check_batch& batch_;
   std::exception_ptr failure_;  // worker only until joined
-  std::string buffers_[buffer_count];
-  std::vector<std::size_t> ends_[buffer_count];
+  std::unique_ptr<units> own_;
+  units* units_ = nullptr;
   std::mutex mutex_;
   std::condition_variable changed_;
   std::deque<unit> queue_;

@@ -168,3 +168,33 @@ def test_a_bad_entity_while_the_reads_hang_raises_after_they_give_up(fresh_redis
         fresh_redis.sigcont()
     assert elapsed < 30, "the reads give up after their command timeout"
     assert cache.check_entities("product", items[:2000]).to_sync == 2000
+
+
+class ChecksWhilePrinted:
+    """A value whose str() runs another check_entities on the same thread, mid-walk."""
+
+    def __init__(self, cache: tdscache.Cache, others: list[Any]) -> None:
+        self.cache, self.others = cache, others
+
+    def __str__(self) -> str:
+        return f"inner-{self.cache.check_entities('inner', self.others).to_sync}"
+
+
+def test_a_check_inside_a_walk_keeps_its_own_buffers(fresh_redis: RedisServer) -> None:
+    # The walk's text buffers are kept per thread between calls; a check started from a value's
+    # str() must not write into the outer call's buffers, or outer digests would be wrong.
+    cache = tdscache.Cache(fresh_redis.url)
+    inner = entities(700, seed=6)
+    items = entities(900, seed=7)
+    for i in (5, 300, 899):
+        items[i] = {"item_id": 90 + i, "odd": ChecksWhilePrinted(cache, inner)}
+    assert_same(cache.check_entities("product", items), cache._check_entities_reference("product", items))
+
+
+def test_kept_buffers_carry_nothing_between_calls(fresh_redis: RedisServer) -> None:
+    # Entities far larger than a kept buffer, then small ones, then large ones again.
+    cache = tdscache.Cache(fresh_redis.url)
+    big = [{"item_id": i, "blob": chr(65 + i % 26) * 400_000} for i in range(200)]
+    small = entities(1300, seed=8)
+    for batch in (big, small, big[:150], small[:200]):
+        assert_same(cache.check_entities("product", batch), cache._check_entities_reference("product", batch))
