@@ -5,7 +5,9 @@
 
 #include <Python.h>
 
+#include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,9 +48,42 @@ class object_canonicalizer {
     const char* name; // the key decoded (UTF-8, or WTF-8 for lone surrogates)
     std::size_t name_length;
   };
+  // A dict's member names seen before: their sorted order and their canonical text, so a dict
+  // of a known shape is written without sorting or escaping its names again. Only dicts whose
+  // names are all ASCII are kept. A shape is found by a hash of the key objects' addresses and
+  // then checked name by name against the text it holds, so an address reused by another str
+  // can only cost a miss; no Python object is referenced.
+  struct dict_shape {
+    struct member {          // in sorted order
+      std::uint32_t index;   // the member's position in the dict's own order
+      std::uint32_t offset;  // its name written out ("name": or "name":) in `rendered`
+      std::uint32_t length;
+      bool excluded;         // a top-level name the options leave out
+    };
+    std::uint64_t hash = 0;
+    bool top = false;
+    std::vector<member> members;
+    std::vector<std::uint32_t> name_ends;  // the names in the dict's own order, end offsets in `names`
+    std::string names;
+    std::string rendered;
+  };
+  struct shape_cache {
+    static constexpr std::size_t slots = 64;
+    std::uint64_t owner = 0;  // the serial of the canonicalizer the shapes were made by
+    std::uint64_t last_used = 0;
+    // Shared: a nested dict may replace a slot while the dict that found it is being written.
+    std::array<std::shared_ptr<const dict_shape>, slots> shapes;
+    std::array<std::uint64_t, slots> missed{};  // the hash last missed: a shape is built when seen twice
+  };
   struct workspace {
     std::vector<entry> entries;  // a stack shared by nested dicts
     std::vector<PyObject*> owned;
+    std::vector<PyObject*> dict_order;  // a dict's keys in its own order while its shape is built
+    // One cache per canonicalizer recently used on this thread (names render by its options), so
+    // a few hashers taking turns keep their shapes; `shapes` is the current walk's.
+    std::array<shape_cache, 4> shape_banks;
+    std::uint64_t walks = 0;
+    shape_cache* shapes = nullptr;
     bool busy = false;
   };
 
@@ -61,12 +96,23 @@ class object_canonicalizer {
   void write_str(PyObject* str, std::string& out) const;
   void write_int(PyObject* value, std::string& out) const;
   void write_float(PyObject* value, std::string& out) const;
-  bool collect_str_keys(workspace& ws, PyObject* dict) const;
+  struct key_summary {
+    std::uint64_t hash = 0;  // of the key objects' addresses, in the dict's order
+    bool ascii = true;       // every name is ASCII
+  };
+  bool collect_str_keys(workspace& ws, PyObject* dict, key_summary& summary) const;
+  std::shared_ptr<const dict_shape> find_shape(workspace& ws, std::uint64_t hash, const entry* first,
+                                               std::size_t n) const;
+  void keep_shape(workspace& ws, std::uint64_t hash, bool top, const entry* sorted, std::size_t n,
+                  const std::vector<PyObject*>& dict_order) const;
+  void write_member_value(workspace& ws, PyObject* v, std::size_t depth, bool top, std::uint64_t next,
+                          std::string& out) const;
   void collect_other_keys(workspace& ws, PyObject* dict) const;
   std::uint64_t step_pointers(std::uint64_t active, std::size_t depth, std::string_view token, bool& excluded) const;
   bool is_excluded_name(std::string_view key) const;
 
   canonical_options options_;
+  std::uint64_t serial_;  // tells this instance's shapes apart from another's in a thread's cache
   std::vector<std::string> excluded_;
   std::uint64_t excluded_lengths_ = 0;  // bit n: some excluded name has n bytes (n < 64)
   std::vector<std::vector<std::string>> pointers_;

@@ -6,6 +6,7 @@ insertion-sort limit, str kinds, int64), and random inputs cover the rest."""
 from __future__ import annotations
 
 import enum
+import itertools
 import json
 import random
 import threading
@@ -283,3 +284,71 @@ def test_digest_reentered_from_a_str_keeps_each_calls_digest() -> None:
     for i in range(20):
         data = {"item_id": i, "name": "n" * 300, "odd": Reenters(), "tail": "t" * 100}
         assert hasher.digest(data) == bytes.fromhex(legacy_hash(data))
+
+
+# ---- dict shapes: a dict's sorted names and their text, kept per thread and reused ---------------
+# A shape is built the second time a dict's key objects miss, and used from the third, so each
+# case below hashes the same data at least three times.
+
+def _three_times(hasher: tdscache.Hasher, data: Any) -> bytes:
+    first = hasher.canonical(data)
+    assert hasher.canonical(data) == first and hasher.canonical(data) == first
+    return first
+
+
+def test_shapes_are_checked_by_name_not_only_by_key_addresses() -> None:
+    # Keys built afresh each round and dropped after it: CPython gives their addresses to the next
+    # round's keys, which have other names of the same lengths in the same places. (The names are
+    # long so that the short strings made on the way sit in another allocator size class.)
+    tail = "_" * 40
+    previous: tuple[int, ...] = ()
+    reused = 0
+    for round_ in range(200):
+        digit = "0123456789"[round_ % 10]
+        keys = [c + digit + tail for c in "hgfedcba"]
+        data = {k: i for i, k in enumerate(keys)}
+        assert _three_times(LEGACY, data) == legacy_expected(data)
+        assert _three_times(JCS, data) == jcs_expected(data)
+        addresses = tuple(id(k) for k in keys)
+        reused += addresses == previous
+        previous = addresses
+        del data  # then the list frees its keys last to first, so the next round's take the same places
+        del keys
+    assert reused > 100, "the case needs keys at reused addresses"
+
+
+def test_one_set_of_names_in_every_insertion_order() -> None:
+    names = ["b", "a", "created_at", "d", "c"]
+    for order in itertools.permutations(names):
+        data = {k: (None if k == "d" else i) for i, k in enumerate(order)}
+        _three_times(LEGACY, data)
+        assert LEGACY.hexdigest(data) == legacy_hash(data)
+        assert _three_times(JCS, data) == jcs_expected(data)
+
+
+def test_the_same_names_at_the_top_and_nested_are_two_shapes() -> None:
+    # At the top, legacy leaves out excluded names and None values; nested, it keeps both.
+    for i in range(6):
+        entity = {"created_at": i, "notes": None if i % 2 else "n", "name": "x"}
+        same_names = {"created_at": i, "notes": None, "name": "x"}
+        for data in (entity, {"wrap": same_names}, entity, {"wrap": entity}):
+            _three_times(LEGACY, data)
+            assert LEGACY.hexdigest(data) == legacy_hash(data)
+
+
+def test_hashers_with_other_options_on_one_thread_keep_their_own_shapes() -> None:
+    plain = tdscache.Hasher("legacy")
+    no_name = tdscache.Hasher("legacy", exclude_fields=["name"])
+    no_child_name = tdscache.Hasher("legacy", exclude_pointers=["/child/name"])
+    data = {"name": "x", "created_at": 1, "child": {"name": "y", "k": 2}, "none": None}
+    for _ in range(4):
+        assert plain.hexdigest(data) == legacy_hash(data)
+        assert no_name.canonical(data) == b'{"child": {"k": 2, "name": "y"}, "created_at": 1}'
+        assert no_child_name.canonical(data) == b'{"child": {"k": 2}, "name": "x"}'
+        assert JCS.canonical(data) == jcs_expected(data)
+
+
+def test_names_that_need_escaping_are_kept_escaped() -> None:
+    data = {'q"uote': 1, "back\\slash": 2, "ctl\x01": 3, "del\x7f": 4, "tab\t": {"nl\n": 5}, "plain": 6}
+    assert _three_times(LEGACY, data) == legacy_expected(data)
+    assert _three_times(JCS, data) == jcs_expected(data)
