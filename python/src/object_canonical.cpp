@@ -259,8 +259,9 @@ void object_canonicalizer::write(PyObject* obj, std::string& out) const {
   // One workspace per thread keeps its capacity across calls. A nested call on the same thread
   // (a __str__ that hashes) gets a fresh one rather than clobbering the outer walk's stacks.
   thread_local workspace shared;
-  workspace nested;
-  workspace& ws = shared.busy ? nested : shared;
+  std::unique_ptr<workspace> nested;  // a workspace with its shape banks is several KB
+  if (shared.busy) nested = std::make_unique<workspace>();
+  workspace& ws = nested ? *nested : shared;
   struct release {
     workspace& ws;
     ~release() { ws.busy = false; }
