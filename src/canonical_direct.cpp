@@ -39,10 +39,16 @@ void byte_buffer::grow(std::size_t need) {
 
 namespace {
 
-// The most one input byte of a string can become: a control byte is written as \u00XX.
-// A 16-byte block therefore needs at most 96 bytes of output; 128 leaves room for a 4-byte
-// character at the block's end (two \uXXXX escapes) and the closing quote.
-constexpr std::size_t block_room = 128;
+// Output room, checked once per document instead of once per token. Every token the walk
+// writes in place is at most `per_byte` (see out_per_byte) times the input it consumes: jcs
+// writes strings, numbers and separators no longer than read; legacy's ", " and ": " are two
+// bytes for one. So while out_ keeps per_byte * (input left) + out_slack bytes free, every
+// store fits. The few tokens that can write more (legacy non-ASCII and DEL, numbers through a
+// double, escaped names) restore that room themselves (keep_bound).
+// The slack covers stores past a token's end: a name's two 16-byte blocks (33 bytes past its
+// opening quote), copy_span's 31, a string block's 16, put_u_escape_wide's 2.
+constexpr std::size_t out_slack = 128;
+constexpr std::size_t out_per_byte(hash_scheme scheme) { return scheme == hash_scheme::legacy ? 2 : 1; }
 
 // Deeper documents go to the reference walker, which knows simdjson's own depth limit (1024).
 constexpr std::size_t direct_depth_limit = 256;
@@ -51,6 +57,15 @@ inline void skip_ws(const char*& p) noexcept {
   // Compact input has no space at all: one compare settles it (JSON space is <= ' ').
   if (static_cast<unsigned char>(*p) > ' ') return;
   while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') ++p;
+}
+
+// Whether the byte at p, after any space, is `c`; steps p over the space. The walk compares
+// with the byte it expects first and looks for space only when that fails: compact input (the
+// common case) then pays nothing for space it does not have.
+inline bool at_after_space(const char*& p, char c) noexcept {
+  if (*p == c) return true;
+  skip_ws(p);
+  return *p == c;
 }
 
 inline bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
@@ -213,6 +228,7 @@ void direct_walker::start(const config& cfg, std::uintptr_t stack_floor, std::si
   stack_floor_ = stack_floor;
   depth_limit_ = std::min(cfg.max_depth, direct_depth_limit);
   out_.size = 0;
+  out_.reserve_more(out_per_byte(cfg.scheme) * input_size + out_slack);
   members_.clear();
   // Decoded names are never longer than the input: views into keys_ stay valid.
   keys_.size = 0;
@@ -224,6 +240,7 @@ bool direct_walker::run(const char* input, std::size_t size, const config& cfg, 
   if (size == 0 || size >= 0xFFFFFFFFu) return false;
   if (!simdjson::validate_utf8(input, size)) return false;
   start(cfg, stack_floor, size);
+  input_limit_ = input + size;
   capture_ = nullptr;
   const char* p = input;
   skip_ws(p);
@@ -239,6 +256,7 @@ const char* direct_walker::run_item(const char* item, std::size_t page_size, con
                                     std::uintptr_t stack_floor, item_capture& capture) {
   if (*item != '{') return nullptr;
   start(cfg, stack_floor, page_size);
+  input_limit_ = item + page_size;  // past the page's end: a bound on what is left to read
   capture.id = {};
   capture.modified = {};
   capture_ = &capture;
@@ -255,6 +273,11 @@ void direct_walker::grow_out(cursor& o, std::size_t n) {
 
 TDS_HOT_INLINE void direct_walker::room(cursor& o, std::size_t n) {
   if (static_cast<std::size_t>(o.end - o.w) < n) grow_out(o, n);
+}
+
+// Room for `extra` bytes and then the document's bound (out_slack) for the input from p on.
+void direct_walker::keep_bound(cursor& o, const char* p, std::size_t extra) {
+  room(o, extra + out_per_byte(cfg_.scheme) * static_cast<std::size_t>(input_limit_ - p) + out_slack);
 }
 
 TDS_HOT_INLINE bool direct_walker::value(const char*& p, cursor& o, std::size_t depth, bool& is_null) {
@@ -278,7 +301,6 @@ TDS_HOT_INLINE bool direct_walker::value(const char*& p, cursor& o, std::size_t 
 
 TDS_HOT_INLINE bool direct_walker::literal(const char*& p, cursor& o, std::string_view word) {
   if (std::memcmp(p, word.data(), word.size()) != 0) return false;
-  room(o, word.size());
   std::memcpy(o.w, word.data(), word.size());
   o.w += word.size();
   p += word.size();
@@ -288,15 +310,9 @@ TDS_HOT_INLINE bool direct_walker::literal(const char*& p, cursor& o, std::strin
 TDS_HOT_INLINE bool direct_walker::string(const char*& p, cursor& o) {
   const bool legacy = cfg_.scheme == hash_scheme::legacy;
   ++p;
-  room(o, block_room + 1);
   char* w = o.w;
   *w++ = '"';
   for (;;) {
-    if (static_cast<std::size_t>(o.end - w) < block_room) {
-      o.w = w;
-      grow_out(o, block_room);
-      w = o.w;
-    }
     // Copy the block whole, then keep only its plain prefix.
     copy_block(w, p);
     const block_marks marks = scan_block(p, legacy);
@@ -330,17 +346,22 @@ TDS_HOT_INLINE bool direct_walker::string(const char*& p, cursor& o) {
     }
     if (c < 0x20) return false;
     // Legacy only: DEL, or a run of non-ASCII characters, each to \uXXXX (astral: a pair).
+    // Both write more than the document's bound allows for (see out_slack), so they make room.
+    o.w = w;
     if (c == 0x7F) {
-      w = put_u_escape(w, 0x7F);
+      keep_bound(o, p, 6);
+      o.w = put_u_escape(o.w, 0x7F);
+      w = o.w;
       ++p;
       continue;
     }
-    // 12 bytes of output at most per character: stop 16 short of the buffer's end, and the
-    // loop's head makes room again.
-    const char* stop = o.end - 16;
+    // 3 bytes of output at most per input byte (\uXXXX for 2 bytes, a pair for 4): room for 3
+    // times what is left covers any run and leaves the bound in place after it.
+    keep_bound(o, p, static_cast<std::size_t>(input_limit_ - p));
+    w = o.w;
     // A single space between non-ASCII words stays in this loop: leaving for the block scan at
     // every word break cost a mispredicted exit and a block scan per word.
-    while (w < stop) {
+    for (;;) {
       if (static_cast<unsigned char>(*p) >= 0x80) {
         w = put_legacy_non_ascii(w, decode_utf8(p));
       } else if (*p == ' ' && static_cast<unsigned char>(p[1]) >= 0x80) {
@@ -361,7 +382,6 @@ TDS_HOT_INLINE bool direct_walker::key(const char*& p, cursor& o, std::string_vi
   {
     // Most names are plain and shorter than 32 bytes: copy two blocks, then look once (one
     // block made the name-length branch a coin toss on Zoho's long names).
-    room(o, 2 + 32);
     char* w = o.w;
     w[0] = '"';
     copy_block(w + 1, start);
@@ -424,7 +444,7 @@ TDS_HOT_INLINE bool direct_walker::key(const char*& p, cursor& o, std::string_vi
   decoded = std::string_view(first, static_cast<std::size_t>(w - first));
   tmp_.clear();
   append_quoted(tmp_, decoded, cfg_.scheme);
-  put_tmp(o);
+  put_tmp(o, p);
   return true;
 }
 
@@ -476,11 +496,9 @@ TDS_HOT_INLINE bool direct_walker::number(const char*& p, cursor& o) {
     if (legacy && !verbatim) return false;
     if (verbatim) {
       const bool sign = negative && !int_zero;
-      room(o, int_digits + 1);
       char* w = o.w;
       if (sign) *w++ = '-';
-      std::memcpy(w, int_start, int_digits);
-      o.w = w + int_digits;
+      o.w = copy_span(w, int_start, int_digits);
       return true;
     }
   }
@@ -501,7 +519,6 @@ TDS_HOT_INLINE bool direct_walker::number(const char*& p, cursor& o) {
       if (frac_digits == 0) {  // zero: Python keeps the sign of -0.0, ECMAScript drops it
         const char* text = legacy ? (negative ? "-0.0" : "0.0") : "0";
         const std::size_t n = std::strlen(text);
-        room(o, n);
         std::memcpy(o.w, text, n);
         o.w += n;
         return true;
@@ -518,15 +535,12 @@ TDS_HOT_INLINE bool direct_walker::number(const char*& p, cursor& o) {
       fast = significant <= 15 && int_digits <= (legacy ? 16u : 21u);
     }
     if (fast) {
-      room(o, int_digits + frac_digits + 4);
       char* w = o.w;
       if (negative) *w++ = '-';
-      std::memcpy(w, int_start, int_digits);
-      w += int_digits;
+      w = copy_span(w, int_start, int_digits);
       if (frac_digits) {
         *w++ = '.';
-        std::memcpy(w, frac_start, frac_digits);
-        w += frac_digits;
+        w = copy_span(w, frac_start, frac_digits);
       } else if (legacy) {
         *w++ = '.';
         *w++ = '0';
@@ -543,19 +557,20 @@ TDS_HOT_INLINE bool direct_walker::number(const char*& p, cursor& o) {
   tmp_.clear();
   if (legacy) append_python_float(tmp_, v);
   else append_es_number(tmp_, v);
-  put_tmp(o);
+  put_tmp(o, p);
   return true;
 }
 
-void direct_walker::put_tmp(cursor& o) {
-  room(o, tmp_.size());
+// Writes tmp_, which may be longer than the input it stands for, and restores the bound for the
+// input from p on.
+void direct_walker::put_tmp(cursor& o, const char* p) {
+  keep_bound(o, p, tmp_.size());
   std::memcpy(o.w, tmp_.data(), tmp_.size());
   o.w += tmp_.size();
 }
 
 // ", " and ": " in legacy (Python's default separators), "," and ":" in jcs.
 TDS_HOT_INLINE void direct_walker::separator(cursor& o, char c) {
-  room(o, 2);
   o.w[0] = c;
   o.w[1] = ' ';
   o.w += cfg_.scheme == hash_scheme::legacy ? 2 : 1;
@@ -563,7 +578,6 @@ TDS_HOT_INLINE void direct_walker::separator(cursor& o, char c) {
 
 // Writes the opening bracket or brace at p, steps over it and any space; returns what follows.
 TDS_HOT_INLINE char direct_walker::open(const char*& p, cursor& o) {
-  room(o, 1);
   *o.w++ = *p++;
   skip_ws(p);
   return *p;
@@ -571,7 +585,6 @@ TDS_HOT_INLINE char direct_walker::open(const char*& p, cursor& o) {
 
 // Writes the closing bracket or brace at p and steps over it.
 TDS_HOT_INLINE void direct_walker::close(const char*& p, cursor& o) {
-  room(o, 1);
   *o.w++ = *p++;
 }
 
@@ -630,8 +643,7 @@ const char* direct_walker::object(const char* p, std::size_t depth) {
     const auto span_begin = static_cast<std::size_t>(o.w - o.base);
     std::string_view name;
     if (!key(p, o, name)) return nullptr;
-    skip_ws(p);
-    if (*p != ':') return nullptr;
+    if (!at_after_space(p, ':')) return nullptr;
     ++p;
     skip_ws(p);
     separator(o, ':');

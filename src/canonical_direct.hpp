@@ -118,8 +118,9 @@ class direct_walker {
     return {base, base + out_.size, base + out_.capacity};
   }
   void room(cursor& o, std::size_t n);
+  void keep_bound(cursor& o, const char* p, std::size_t extra);
   void grow_out(cursor& o, std::size_t n);
-  void put_tmp(cursor& o);
+  void put_tmp(cursor& o, const char* p);
 
   void start(const config& cfg, std::uintptr_t stack_floor, std::size_t input_size);
   // object and array return the end of what they read, or nullptr to decline.
@@ -140,6 +141,7 @@ class direct_walker {
   config cfg_;
   item_capture* capture_ = nullptr;
   std::uintptr_t stack_floor_ = 0;
+  const char* input_limit_ = nullptr;  // no input is read past here: bounds the output still to come
   std::size_t depth_limit_ = 0;
   byte_buffer out_, scratch_;
   byte_buffer keys_;  // decoded names that had escapes: room for the whole input, never grows mid-run

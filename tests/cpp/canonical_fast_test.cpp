@@ -504,4 +504,46 @@ TEST(DirectWalker, OutputGrowsInsideNestedObjectsAndStrings) {
   }
 }
 
+TEST(DirectWalker, OutputOutgrowingItsInputStaysInsideTheBuffer) {
+  // The walker reserves its output once per document, a bound per input byte (2 in legacy,
+  // 1 in jcs), and the tokens that write more than that make room themselves: legacy's ", "
+  // separators on one-digit elements, DEL and non-ASCII (up to 6 and 3 bytes per byte),
+  // numbers through a double ("1e20" is 21 digits in jcs), escaped names. Each document goes to
+  // a fresh walker, whose buffer is then exactly the bound, with the widest tokens last. A
+  // bound too small writes past the buffer: the ASan build (scripts/sanitize.sh) reports it.
+  const std::string tails[] = {"0", "\"\x7f\x7f\x7f\x7f\x7f\x7f\x7f\"", "\"\xd8\xb2\xd8\xb2\xd8\xb2 \xd8\xb2\"",
+                               "\"\xf0\x9f\x98\x80\xf0\x9f\x98\x80\"", "1e20", "-1E9", "1e-7", "5e-324",
+                               "{\"\xc3\xa9\":0,\"\\u00e9x\":1e15}", "[1e2,0.0,true]"};
+  for (const auto& sc : scheme_cases()) {
+    SCOPED_TRACE(sc.name);
+    for (const std::string& tail : tails) {
+      for (int n : {1, 2, 3, 17, 64, 65, 300}) {
+        std::string list = "[", members = "{";
+        for (int i = 0; i < n; ++i) {
+          list += tail + ",";
+          members += "\"" + std::string(1, static_cast<char>('a' + i % 26)) + std::to_string(i) + "\":" + tail + ",";
+        }
+        list.back() = ']';
+        members.back() = '}';
+        for (const std::string& doc : {list, members, "[" + std::string(static_cast<std::size_t>(n), '0') + "," + tail + "]"}) {
+          pair_under_test fresh(sc.options);
+          fresh.check(doc);
+        }
+        // An item of a page: its bound is taken from the page's size.
+        auto reference = tds::canonicalizer::create(sc.options).value();
+        tds::detail::use_direct_walker(reference, false);
+        auto fast = tds::canonicalizer::create(sc.options).value();
+        const std::string page = R"({"items":[{"item_id":1,"x":)" + list + R"(},{"item_id":2,"y":)" + members + "}]}";
+        auto want = reference.hash_page(page);
+        auto got = fast.hash_page(page);
+        ASSERT_EQ(got.ok(), want.ok()) << page;
+        if (!want.ok()) continue;
+        ASSERT_EQ(got.value().records.size(), want.value().records.size());
+        for (std::size_t i = 0; i < want.value().records.size(); ++i)
+          EXPECT_EQ(got.value().records[i].content_digest, want.value().records[i].content_digest) << page;
+      }
+    }
+  }
+}
+
 }  // namespace
