@@ -191,7 +191,7 @@ inline char* copy_span(char* w, const char* s, std::size_t n) noexcept {
   return w + n;
 }
 
-// Whether n bytes at a and b are equal, compared 16 at a time: both may be read up to 15
+// Whether n (> 0) bytes at a and b are equal, compared 16 at a time: both may be read up to 15
 // bytes past n (names live in padded buffers; shape tails are padded).
 inline bool same_bytes(const char* a, const char* b, std::size_t n) noexcept {
 #if defined(__SSE2__)
@@ -200,7 +200,7 @@ inline bool same_bytes(const char* a, const char* b, std::size_t n) noexcept {
         _mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a)),
                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(b)))));
     if (n <= 16) {
-      const unsigned wanted = n == 16 ? 0xFFFFu : (1u << n) - 1;
+      const unsigned wanted = (1u << n) - 1;  // 32-bit: n == 16 gives 0xFFFF
       return (eq & wanted) == wanted;
     }
     if (eq != 0xFFFFu) return false;
@@ -632,8 +632,9 @@ const char* direct_walker::object(const char* p, std::size_t depth) {
     out_.set_end(o.w);
     return p;
   }
-  // Which shape this is, for the shape cache: a sum of independent products (a chained
-  // multiply per member sat on assemble's critical path). Any value works: hits are verified.
+  // Which shape this is, for the shape cache: each name's prefix and size folded in with a
+  // rotation (so order counts), mixed by one multiply at the end (slot_of keeps the top bits).
+  // Any value works: hits are verified name by name.
   std::uint64_t shape_hash = 0;
   std::uint64_t position = 0;
   bool any_drop = false;
@@ -659,28 +660,27 @@ const char* direct_walker::object(const char* p, std::size_t depth) {
     const bool drop = top && ((legacy && is_null) || (cfg_.excluded && cfg_.excluded->contains(name)));
     any_drop |= drop;
     const std::uint64_t prefix = key_prefix(name.data(), name.size());
-    shape_hash += (prefix ^ (std::uint64_t{name.size()} << 56) ^ ++position) * 0x9E3779B97F4A7C15ull;
+    shape_hash = ((shape_hash << 7) | (shape_hash >> 57)) ^ prefix ^ name.size();
+    ++position;
     members_.push_back(member{name.data(), prefix, static_cast<std::uint32_t>(name.size()), span_begin,
                               static_cast<std::size_t>(o.w - o.base), drop});
     more = after_element(p, o, '}');
   }
   if (more < 0) return nullptr;
   out_.set_end(o.w);
-  return assemble(member_mark, out_mark, shape_hash * 0x9E3779B97F4A7C15ull ^ position, any_drop) ? p : nullptr;
+  return assemble(member_mark, out_mark, (shape_hash ^ position) * 0x9E3779B97F4A7C15ull, any_drop) ? p : nullptr;
 }
 
 const direct_walker::shape* direct_walker::find_shape(std::uint64_t hash, std::size_t member_mark,
                                                       std::size_t count) const {
   const shape& s = shapes_[slot_of(hash)];
-  if (s.hash != hash || s.order.size() != count) return nullptr;
+  if (s.hash != hash || s.names.size() != count) return nullptr;
   const member* m = members_.data() + member_mark;
-  const char* tail = s.tails.data();
+  const shape_name* names = s.names.data();
+  const char* tails = s.tails.data();
   for (std::size_t i = 0; i < count; ++i) {
-    if (m[i].prefix != s.prefixes[i] || m[i].key_size != s.sizes[i]) return nullptr;
-    if (m[i].key_size > 8) {
-      if (!same_bytes(m[i].key + 8, tail, m[i].key_size - 8)) return nullptr;
-      tail += m[i].key_size - 8;
-    }
+    if (m[i].prefix != names[i].prefix || m[i].key_size != names[i].size) return nullptr;
+    if (m[i].key_size > 8 && !same_bytes(m[i].key + 8, tails + names[i].tail_at, m[i].key_size - 8)) return nullptr;
   }
   return &s;
 }
@@ -709,27 +709,26 @@ bool direct_walker::sort_members(std::size_t member_mark, std::size_t count, sha
                                        {m[b.member].key, m[b.member].key_size}, scheme);
     return c != 0 ? c < 0 : a.member < b.member;
   });
-  into.prefixes.clear();
-  into.sizes.clear();
+  into.names.clear();
   into.tails.clear();
   into.order.clear();
   into.sorted_already = true;
-  const auto pad_tails = [&into] { into.tails.append(16, '\0'); };  // same_bytes reads blocks
   for (std::size_t i = 0; i < count; ++i) {
-    into.prefixes.push_back(m[i].prefix);
-    into.sizes.push_back(m[i].key_size);
+    into.names.push_back(shape_name{m[i].prefix, m[i].key_size, static_cast<std::uint32_t>(into.tails.size())});
     if (m[i].key_size > 8) into.tails.append(m[i].key + 8, m[i].key_size - 8);
     const member& it = m[order_[i].member];
-    bool shadowed = false;
     if (i + 1 < count) {
       const member& next = m[order_[i + 1].member];
-      shadowed = same_key(it.key, it.key_size, next.key, next.key_size);
-      if (shadowed && scheme == hash_scheme::jcs) return false;
+      if (same_key(it.key, it.key_size, next.key, next.key_size)) {
+        if (scheme == hash_scheme::jcs) return false;
+        into.sorted_already = false;
+        continue;  // json.loads keeps the last of duplicate names: the next entry
+      }
     }
-    into.order.push_back(order_[i].member | (shadowed ? shape::shadowed : 0));
-    if (shadowed || order_[i].member != i) into.sorted_already = false;
+    into.order.push_back(order_[i].member);
+    if (order_[i].member != i) into.sorted_already = false;
   }
-  pad_tails();
+  into.tails.append(16, '\0');  // same_bytes reads whole blocks
   return true;
 }
 
@@ -739,7 +738,7 @@ bool direct_walker::sort_members(std::size_t member_mark, std::size_t count, sha
 bool direct_walker::assemble(std::size_t member_mark, std::size_t out_mark, std::uint64_t hash, bool any_drop) {
   const std::size_t count = members_.size() - member_mark;
   if (count == 0) return true;
-  const bool legacy = cfg_.scheme == hash_scheme::legacy;
+  const std::size_t separator_size = cfg_.scheme == hash_scheme::legacy ? 2 : 1;
   const member* m = members_.data() + member_mark;
   if (shapes_.empty()) shapes_.resize(shape_slots);
   const shape* s = find_shape(hash, member_mark, count);
@@ -747,7 +746,7 @@ bool direct_walker::assemble(std::size_t member_mark, std::size_t out_mark, std:
     shape& slot = shapes_[slot_of(hash)];
     if (!sort_members(member_mark, count, slot)) {
       slot.hash = 0;
-      slot.order.clear();
+      slot.names.clear();
       return false;
     }
     slot.hash = hash;
@@ -763,20 +762,23 @@ bool direct_walker::assemble(std::size_t member_mark, std::size_t out_mark, std:
   char* w = scratch_.reserve_more(object_size + 32);
   out_.reserve_more(32);  // copy_span reads past the last span
   const char* src = out_.data.get();
+  const std::uint32_t* order = s->order.data();
+  const std::size_t kept = s->order.size();
   *w++ = '{';
-  bool any = false;
-  for (std::size_t i = 0; i < count; ++i) {
-    const std::uint32_t entry = s->order[i];
-    if (entry & shape::shadowed) continue;  // json.loads keeps the last of duplicate names
-    const member& it = m[entry];
-    if (it.drop) continue;
-    if (any) {
+  // The first member written goes without a separator; every later one with one, unasked.
+  std::size_t i = 0;
+  while (i < kept && m[order[i]].drop) ++i;
+  if (i < kept) {
+    const member& first = m[order[i]];
+    w = copy_span(w, src + first.span_begin, first.span_end - first.span_begin);
+    for (++i; i < kept; ++i) {
+      const member& it = m[order[i]];
+      if (it.drop) continue;
       w[0] = ',';
       w[1] = ' ';
-      w += legacy ? 2 : 1;
+      w += separator_size;
+      w = copy_span(w, src + it.span_begin, it.span_end - it.span_begin);
     }
-    any = true;
-    w = copy_span(w, src + it.span_begin, it.span_end - it.span_begin);
   }
   *w++ = '}';
   scratch_.set_end(w);

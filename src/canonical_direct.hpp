@@ -89,16 +89,19 @@ class direct_walker {
   // An object's exact sequence of member names and its sorted order. Zoho pages repeat a few
   // shapes hundreds of times; a hit is verified name by name, so it can never give a wrong
   // order, only save the sort.
+  struct shape_name {  // one name, in input order: what a hit is verified against
+    std::uint64_t prefix;
+    std::uint32_t size;
+    std::uint32_t tail_at;  // where its bytes past the first 8 start in `tails`
+  };
   struct shape {
     std::uint64_t hash = 0;
-    std::vector<std::uint64_t> prefixes;
-    std::vector<std::uint32_t> sizes;
-    std::string tails;                  // each name's bytes past the first 8, concatenated
-    // Member positions in sorted order, each with `shadowed` set when a later duplicate wins
-    // (legacy; jcs declines on duplicates).
+    std::vector<shape_name> names;
+    std::string tails;  // the names' bytes past the first 8, concatenated, padded for same_bytes
+    // The positions of the members to write, in sorted order. A duplicate name shadowed by a
+    // later one (legacy: json.loads keeps the last; jcs declines on duplicates) is left out.
     std::vector<std::uint32_t> order;
-    static constexpr std::uint32_t shadowed = 0x80000000u;
-    bool sorted_already = false;        // order is the identity and there are no duplicates
+    bool sorted_already = false;  // order is the identity and there are no duplicates
   };
   static constexpr std::size_t shape_slots = 64;  // slot_of() keeps 6 bits  // bounded: a slot is overwritten on a miss
 
