@@ -217,6 +217,44 @@ inline bool same_key(const char* a, std::size_t an, const char* b, std::size_t b
   return an == bn && std::memcmp(a, b, an) == 0;
 }
 
+// The longest name a pattern holds: the name and its quote fit the 32 bytes compared (and a
+// 32-bit mask with no shift by 32).
+constexpr std::size_t pattern_name_max = 30;
+
+// The pattern of `name`, or false when it has none: too long, or not written as it reads
+// (a quote, backslash or control; in legacy also DEL and non-ASCII, which are escaped).
+inline bool make_pattern(std::string_view name, bool legacy, name_pattern& out) noexcept {
+  if (name.size() > pattern_name_max) return false;
+  for (const char ch : name) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\' || c < 0x20 || (legacy && c >= 0x7F)) return false;
+  }
+  std::memset(out.text, 0, sizeof out.text);
+  std::memcpy(out.text, name.data(), name.size());
+  out.text[name.size()] = '"';
+  out.mask = (1u << (name.size() + 1)) - 1;
+  out.size = static_cast<std::uint32_t>(name.size());
+  return true;
+}
+
+// Whether the key text at s (past the opening quote) is the pattern's name and closing quote.
+// Reads 32 bytes at s: the input is padded.
+inline bool matches_pattern(const char* s, const name_pattern& e) noexcept {
+#if defined(__SSE2__)
+  const auto load = [](const char* q) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(q)); };
+  const auto eq = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(load(s), load(e.text)))) |
+                  static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(load(s + 16), load(e.text + 16)))) << 16;
+  return (eq & e.mask) == e.mask;
+#else
+  return std::memcmp(s, e.text, e.size + 1) == 0;
+#endif
+}
+
+// The guess table's index for a first name.
+inline std::size_t guess_index(std::uint64_t prefix, std::size_t size) noexcept {
+  return slot_of((prefix ^ size) * 0x9E3779B97F4A7C15ull);
+}
+
 }  // namespace
 
 bool direct_walker::enter(std::size_t depth) const {
@@ -226,6 +264,11 @@ bool direct_walker::enter(std::size_t depth) const {
 void direct_walker::start(const config& cfg, std::uintptr_t stack_floor, std::size_t input_size) {
   cfg_ = cfg;
   stack_floor_ = stack_floor;
+  if (cfg.scheme != shapes_scheme_) {  // a shape's order and patterns hold for one scheme
+    shapes_.clear();
+    guess_slot_ = {};
+    shapes_scheme_ = cfg.scheme;
+  }
   depth_limit_ = std::min(cfg.max_depth, direct_depth_limit);
   out_.size = 0;
   out_.reserve_more(out_per_byte(cfg.scheme) * input_size + out_slack);
@@ -632,18 +675,41 @@ const char* direct_walker::object(const char* p, std::size_t depth) {
     out_.set_end(o.w);
     return p;
   }
-  // Which shape this is, for the shape cache: each name's prefix and size folded in with a
-  // rotation (so order counts), mixed by one multiply at the end (slot_of keeps the top bits).
-  // Any value works: hits are verified name by name.
-  std::uint64_t shape_hash = 0;
-  std::uint64_t position = 0;
+  // The shape the first name picked (guess_shape), kept while every next key matches its
+  // pattern in turn; `expected` is the next key's.
+  const shape* guess = nullptr;
+  const name_pattern* expected = nullptr;
+  const name_pattern* expected_end = nullptr;
+  std::uint64_t writes_at_guess = 0;
   bool any_drop = false;
   int more = 1;
   while (more > 0) {
     if (*p != '"') return nullptr;
     const auto span_begin = static_cast<std::size_t>(o.w - o.base);
     std::string_view name;
-    if (!key(p, o, name)) return nullptr;
+    const char* key_text = p + 1;
+    if (expected != expected_end && matches_pattern(key_text, *expected)) {
+      // The key is the expected name, plain: written as read, two blocks as in key().
+      const std::size_t n = expected->size;
+      char* w = o.w;
+      w[0] = '"';
+      copy_block(w + 1, key_text);
+      copy_block(w + 17, key_text + 16);
+      o.w += n + 2;
+      name = std::string_view(key_text, n);
+      p = key_text + n + 1;
+      ++expected;
+    } else {
+      const bool first = members_.size() == member_mark;
+      guess = nullptr;
+      expected = expected_end = nullptr;
+      if (!key(p, o, name)) return nullptr;
+      if (first && (guess = guess_shape(key_text, name)) != nullptr) {
+        expected = guess->patterns.data() + 1;
+        expected_end = guess->patterns.data() + guess->patterns.size();
+        writes_at_guess = shape_writes_;
+      }
+    }
     if (!at_after_space(p, ':')) return nullptr;
     ++p;
     skip_ws(p);
@@ -651,6 +717,10 @@ const char* direct_walker::object(const char* p, std::size_t depth) {
     bool is_null;
     const char* value_begin = p;
     if (!value(p, o, depth, is_null)) return nullptr;
+    if (guess && shape_writes_ != writes_at_guess) {  // a nested object sorted into a slot
+      guess = nullptr;
+      expected = expected_end = nullptr;
+    }
     if (top && capture_) {
       // The last occurrence counts, as in json.loads.
       if (name == capture_->id_field) capture_->id = std::string_view(value_begin, static_cast<std::size_t>(p - value_begin));
@@ -659,16 +729,25 @@ const char* direct_walker::object(const char* p, std::size_t depth) {
     }
     const bool drop = top && ((legacy && is_null) || (cfg_.excluded && cfg_.excluded->contains(name)));
     any_drop |= drop;
-    const std::uint64_t prefix = key_prefix(name.data(), name.size());
-    shape_hash = ((shape_hash << 7) | (shape_hash >> 57)) ^ prefix ^ name.size();
-    ++position;
-    members_.push_back(member{name.data(), prefix, static_cast<std::uint32_t>(name.size()), span_begin,
+    members_.push_back(member{name.data(), 0, static_cast<std::uint32_t>(name.size()), span_begin,
                               static_cast<std::size_t>(o.w - o.base), drop});
     more = after_element(p, o, '}');
   }
   if (more < 0) return nullptr;
   out_.set_end(o.w);
-  return assemble(member_mark, out_mark, (shape_hash ^ position) * 0x9E3779B97F4A7C15ull, any_drop) ? p : nullptr;
+  // Every key matched the guess's names, all of them and no more: the object has its shape.
+  const shape* foreseen = guess && expected == expected_end ? guess : nullptr;
+  return assemble(member_mark, out_mark, foreseen, any_drop) ? p : nullptr;
+}
+
+// The cached shape an object whose first key is `first_name` (raw text at first_key_text) had
+// last, when it has patterns and the first one matches; else null.
+const direct_walker::shape* direct_walker::guess_shape(const char* first_key_text, std::string_view first_name) {
+  const std::uint8_t slot = guess_slot_[guess_index(key_prefix(first_name.data(), first_name.size()), first_name.size())];
+  if (slot == 0 || shapes_.empty()) return nullptr;
+  const shape& s = shapes_[slot - 1u];
+  if (s.patterns.empty() || !matches_pattern(first_key_text, s.patterns[0])) return nullptr;
+  return &s;
 }
 
 const direct_walker::shape* direct_walker::find_shape(std::uint64_t hash, std::size_t member_mark,
@@ -688,6 +767,7 @@ const direct_walker::shape* direct_walker::find_shape(std::uint64_t hash, std::s
 // Sorts the members from member_mark into `into` (its names, order and duplicates). False:
 // jcs has a duplicate name, which the reference walker reports.
 bool direct_walker::sort_members(std::size_t member_mark, std::size_t count, shape& into) {
+  ++shape_writes_;  // the slot changes: guesses taken from it are stale
   const hash_scheme scheme = cfg_.scheme;
   const member* m = members_.data() + member_mark;
   order_.clear();
@@ -729,28 +809,52 @@ bool direct_walker::sort_members(std::size_t member_mark, std::size_t count, sha
     if (order_[i].member != i) into.sorted_already = false;
   }
   into.tails.append(16, '\0');  // same_bytes reads whole blocks
+  into.patterns.clear();
+  for (std::size_t i = 0; i < count; ++i) {
+    name_pattern pattern;
+    if (!make_pattern({m[i].key, m[i].key_size}, scheme == hash_scheme::legacy, pattern)) {
+      into.patterns.clear();  // all names or none: a partial match proves nothing
+      break;
+    }
+    into.patterns.push_back(pattern);
+  }
   return true;
 }
 
 // The members were written in input order with separators, so out_[out_mark..] is already the
 // finished object when that order is sorted and nothing is dropped. Otherwise it is rebuilt in
 // sorted order from the recorded spans.
-bool direct_walker::assemble(std::size_t member_mark, std::size_t out_mark, std::uint64_t hash, bool any_drop) {
+bool direct_walker::assemble(std::size_t member_mark, std::size_t out_mark, const shape* foreseen, bool any_drop) {
   const std::size_t count = members_.size() - member_mark;
   if (count == 0) return true;
   const std::size_t separator_size = cfg_.scheme == hash_scheme::legacy ? 2 : 1;
-  const member* m = members_.data() + member_mark;
+  member* const m = members_.data() + member_mark;
   if (shapes_.empty()) shapes_.resize(shape_slots);
-  const shape* s = find_shape(hash, member_mark, count);
+  const shape* s = foreseen;
   if (!s) {
-    shape& slot = shapes_[slot_of(hash)];
-    if (!sort_members(member_mark, count, slot)) {
-      slot.hash = 0;
-      slot.names.clear();
-      return false;
+    // Which shape this is: each name's prefix and size folded in with a rotation (so order
+    // counts), mixed by one multiply (slot_of keeps the top bits). Any value works: a hit is
+    // verified name by name.
+    std::uint64_t h = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+      m[i].prefix = key_prefix(m[i].key, m[i].key_size);
+      h = ((h << 7) | (h >> 57)) ^ m[i].prefix ^ m[i].key_size;
     }
-    slot.hash = hash;
-    s = &slot;
+    const std::uint64_t hash = (h ^ count) * 0x9E3779B97F4A7C15ull;
+    s = find_shape(hash, member_mark, count);
+    if (!s) {
+      shape& slot = shapes_[slot_of(hash)];
+      if (!sort_members(member_mark, count, slot)) {
+        slot.hash = 0;
+        slot.names.clear();
+        slot.patterns.clear();
+        return false;
+      }
+      slot.hash = hash;
+      s = &slot;
+    }
+    // The next object with this first name tries this shape first.
+    guess_slot_[guess_index(m[0].prefix, m[0].key_size)] = static_cast<std::uint8_t>(s - shapes_.data() + 1);
   }
   if (s->sorted_already && !any_drop) {
     members_.resize(member_mark);

@@ -4,6 +4,7 @@
 // runs the reference walker (simdjson On-Demand, src/canonical.cpp), which also words errors.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -30,6 +31,15 @@ struct name_set {
       if (name.size() == key.size() && (key.empty() || name[0] == key[0]) && name == key) return true;
     return false;
   }
+};
+
+// A member name as its raw input text must read to be this name: its bytes and the closing
+// quote, compared 32 at a time. Only names with nothing to unescape or escape get one, so a
+// match proves the key plain and equal to the name.
+struct name_pattern {
+  char text[32];       // the name, '"', zeros
+  std::uint32_t mask;  // bit i: byte i takes part (the name's bytes and the quote)
+  std::uint32_t size;
 };
 
 // A growable byte buffer written through raw pointers: callers reserve a bound first, then
@@ -79,7 +89,9 @@ class direct_walker {
  private:
   struct member {
     const char* key;
-    std::uint64_t prefix;  // the key's first 8 bytes, big-endian: most compares end here
+    // The key's first 8 bytes, big-endian: most compares end here. Filled in by assemble, and
+    // only when the object's shape was not foreseen (see name_pattern).
+    std::uint64_t prefix;
     std::uint32_t key_size;
     std::size_t span_begin, span_end;  // `"key": value` in out_
     bool drop;  // excluded, or a top-level null in legacy
@@ -99,6 +111,10 @@ class direct_walker {
   struct shape {
     std::uint64_t hash = 0;
     std::vector<shape_name> names;
+    // When every name has a pattern (plain, at most 30 bytes), the object loop, once the first
+    // name picks this shape (guess_slot_), matches each next key against its pattern instead of
+    // scanning it, and a full match makes the shape's lookup and verification unnecessary.
+    std::vector<name_pattern> patterns;
     std::string tails;  // the names' bytes past the first 8, concatenated, padded for same_bytes
     // The positions of the members to write, in sorted order. A duplicate name shadowed by a
     // later one (legacy: json.loads keeps the last; jcs declines on duplicates) is left out.
@@ -140,7 +156,8 @@ class direct_walker {
   int after_element(const char*& p, cursor& o, char closing);
   bool key(const char*& p, cursor& o, std::string_view& decoded);
   bool number(const char*& p, cursor& o);
-  bool assemble(std::size_t member_mark, std::size_t out_mark, std::uint64_t hash, bool any_drop);
+  bool assemble(std::size_t member_mark, std::size_t out_mark, const shape* foreseen, bool any_drop);
+  const shape* guess_shape(const char* first_key_text, std::string_view first_name);
   bool enter(std::size_t depth) const;
 
   config cfg_;
@@ -154,6 +171,12 @@ class direct_walker {
   std::vector<member> members_;
   std::vector<sort_entry> order_;
   std::vector<shape> shapes_;
+  // Which slot's shape an object whose first name hashes here had last (slot + 1; 0: none).
+  std::array<std::uint8_t, shape_slots> guess_slot_{};
+  // Counts slot overwrites: a guess taken before a nested object sorted into a slot is dropped
+  // (its patterns may have changed or moved).
+  std::uint64_t shape_writes_ = 0;
+  hash_scheme shapes_scheme_ = hash_scheme::legacy;  // the scheme the cached shapes were built for
 };
 
 }  // namespace tds::detail

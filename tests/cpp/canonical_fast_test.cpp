@@ -366,6 +366,65 @@ TEST(DirectWalker, ShapeCacheTellsApartNamesThatShareLengthAndPrefix) {
   }
 }
 
+TEST(DirectWalker, ForeseenShapesHoldOnlyWhileEveryKeyMatches) {
+  // An object's first name picks the shape last seen with it, and each next key is matched
+  // against that shape's name in turn instead of scanned; the shape's order is used only when
+  // all names matched, no more and no fewer. Each document below follows one that set up a
+  // guess it must not take: a name that extends the expected one ("ab" vs "abc", the closing
+  // quote decides), one equal only once unescaped, one more or one fewer member, the names in
+  // another order, names in legacy that are escaped (non-ASCII, DEL), 30 and 31 bytes (the
+  // longest a pattern holds), and a nested object that overwrites the guessed slot mid-walk.
+  const std::string n30(30, 'n'), n31(31, 'n');
+  const std::vector<std::vector<std::string>> sequences = {
+      {R"({"b":1,"ab":2,"a":3})", R"({"b":1,"abc":2,"a":3})", R"({"b":1,"ab":2,"a":3})"},
+      {R"({"b":1,"ab":2,"a":3})", R"({"b":1,"ab":2,"a":3})", R"({"b":1,"ab":2,"aa":3})"},
+      {R"({"b":1,"ab":2,"a":3})", R"({"b":1,"ab":2,"a":3,"0":4})", R"({"b":1,"ab":2})", R"({"b":1})"},
+      {R"({"b":1,"ab":2,"a":3})", R"({"b":1,"a":2,"ab":3})", R"({"b":1,"ab":2,"a":3})"},
+      {R"({"b":1,"ab":2,"a":3})", R"({"b":1, "ab" :2,"a":3 })", R"({"b":1,"ab":2,"a":3})"},
+      {"{\"z\":1,\"\xc3\xa9\":2,\"a\":3}", "{\"z\":1,\"\xc3\xa9\":2,\"a\":3}", "{\"z\":1,\"\\u00e9\":2,\"a\":3}"},
+      {"{\"z\":1,\"\x7f\":2,\"a\":3}", "{\"z\":1,\"\x7f\":2,\"a\":3}"},
+      {"{\"z\":1,\"" + n30 + "\":2,\"a\":3}", "{\"z\":1,\"" + n30 + "\":2,\"a\":3}", "{\"z\":1,\"" + n30 + "x\":2,\"a\":3}"},
+      {"{\"z\":1,\"" + n31 + "\":2,\"a\":3}", "{\"z\":1,\"" + n31 + "\":2,\"a\":3}", "{\"z\":1,\"" + n30 + "\":2,\"a\":3}"},
+      {R"({"b":1,"ab":2,"a":3})", R"({"b":{"y":1,"x":2},"ab":2,"a":3})", R"({"b":{"q":{"s":1,"r":2},"p":1},"ab":2,"a":3})",
+       R"({"b":1,"ab":{"b":1,"a":0},"a":3})", R"({"b":1,"ab":{"b":1,"c":0},"a":3})"},
+  };
+  for (const auto& sc : scheme_cases()) {
+    SCOPED_TRACE(sc.name);
+    for (const auto& sequence : sequences) {
+      pair_under_test pair(sc.options);
+      for (int round = 0; round < 2; ++round)
+        for (const std::string& doc : sequence) pair.check(doc);
+    }
+    // A nested object whose shape lands in the slot the outer object guessed, with the same
+    // last name and another order: the outer object must not take the slot's new order. About
+    // one candidate in 64 shares the slot.
+    {
+      pair_under_test nest(sc.options);
+      std::mt19937 names(11);
+      const auto random_name = [&names] {
+        std::string n(1 + names() % 3, 'c');
+        for (char& c : n) c = static_cast<char>('c' + names() % 10);  // never "b", "m" or "n"
+        return n;
+      };
+      for (int i = 0; i < 1500; ++i) {
+        nest.check(R"({"m":1,"n":2,"b":3})");
+        const std::string z = "z" + random_name(), y = "y" + random_name();
+        nest.check(R"({"m":1,"n":{")" + z + R"(":1,")" + y + R"(":2,"b":3},"b":3})");
+      }
+    }
+    // Many shapes with one first name, through the 64 slots, in a fixed shuffled order.
+    pair_under_test pair(sc.options);
+    std::mt19937 rng(7);
+    for (int i = 0; i < 2000; ++i) {
+      const unsigned k = rng() % 97;
+      std::string doc = R"({"id":1)";
+      for (unsigned j = 0; j < k % 5; ++j) doc += ",\"" + std::string(1, static_cast<char>('z' - (k + j) % 26)) + "\":" + std::to_string(j);
+      doc += ",\"k" + std::to_string(k % 13) + "\":{\"id\":2,\"v" + std::to_string(k % 7) + "\":3}}";
+      pair.check(doc);
+    }
+  }
+}
+
 TEST(DirectWalker, DeclinesWhatOnlyTheReferenceHandles) {
   auto declines = [](const canonical_options& o, const std::string& json) {
     tds::detail::name_set none;
