@@ -45,8 +45,9 @@ namespace {
 // bytes for one. So while out_ keeps per_byte * (input left) + out_slack bytes free, every
 // store fits. The few tokens that can write more (legacy non-ASCII and DEL, numbers through a
 // double, escaped names) restore that room themselves (keep_bound).
-// The slack covers stores past a token's end: a name's two 16-byte blocks (33 bytes past its
-// opening quote), copy_span's 31, a string block's 16, put_u_escape_wide's 2.
+// The slack covers stores past a token's end: a name's 16-byte blocks (two: up to 31 bytes past
+// its end; four for a long foreseen name: up to 32), copy_span's 31, a string block's 16,
+// put_u_escape_wide's 2.
 constexpr std::size_t out_slack = 128;
 constexpr std::size_t out_per_byte(hash_scheme scheme) { return scheme == hash_scheme::legacy ? 2 : 1; }
 
@@ -217,9 +218,11 @@ inline bool same_key(const char* a, std::size_t an, const char* b, std::size_t b
   return an == bn && std::memcmp(a, b, an) == 0;
 }
 
-// The longest name a pattern holds: the name and its quote fit the 32 bytes compared (and a
-// 32-bit mask with no shift by 32).
-constexpr std::size_t pattern_name_max = 30;
+// The longest name a pattern holds: the name and its quote fit the 64 bytes compared, and the
+// mask needs no shift by 64. (Zoho has names of 31 bytes: location_actual_available_stock.)
+constexpr std::size_t pattern_name_max = 62;
+// Names up to this long are compared and copied in two blocks, longer ones in four.
+constexpr std::size_t pattern_short_max = 30;
 
 // The pattern of `name`, or false when it has none: too long, or not written as it reads
 // (a quote, backslash or control; in legacy also DEL and non-ASCII, which are escaped).
@@ -232,18 +235,22 @@ inline bool make_pattern(std::string_view name, bool legacy, name_pattern& out) 
   std::memset(out.text, 0, sizeof out.text);
   std::memcpy(out.text, name.data(), name.size());
   out.text[name.size()] = '"';
-  out.mask = (1u << (name.size() + 1)) - 1;
+  out.mask = (std::uint64_t{1} << (name.size() + 1)) - 1;
   out.size = static_cast<std::uint32_t>(name.size());
   return true;
 }
 
 // Whether the key text at s (past the opening quote) is the pattern's name and closing quote.
-// Reads 32 bytes at s: the input is padded.
+// Reads 32 or 64 bytes at s: the input is padded by 64.
 inline bool matches_pattern(const char* s, const name_pattern& e) noexcept {
 #if defined(__SSE2__)
-  const auto load = [](const char* q) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(q)); };
-  const auto eq = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(load(s), load(e.text)))) |
-                  static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(load(s + 16), load(e.text + 16)))) << 16;
+  const auto equal_bytes = [](const char* a, const char* b) -> std::uint64_t {
+    const auto load = [](const char* q) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(q)); };
+    return static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(load(a), load(b)))) |
+           static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(load(a + 16), load(b + 16)))) << 16;
+  };
+  std::uint64_t eq = equal_bytes(s, e.text);
+  if (e.size > pattern_short_max) eq |= equal_bytes(s + 32, e.text + 32) << 32;
   return (eq & e.mask) == e.mask;
 #else
   return std::memcmp(s, e.text, e.size + 1) == 0;
@@ -689,12 +696,16 @@ const char* direct_walker::object(const char* p, std::size_t depth) {
     std::string_view name;
     const char* key_text = p + 1;
     if (expected != expected_end && matches_pattern(key_text, *expected)) {
-      // The key is the expected name, plain: written as read, two blocks as in key().
+      // The key is the expected name, plain: written as read, in blocks as in key().
       const std::size_t n = expected->size;
       char* w = o.w;
       w[0] = '"';
       copy_block(w + 1, key_text);
       copy_block(w + 17, key_text + 16);
+      if (n > pattern_short_max) {
+        copy_block(w + 33, key_text + 32);
+        copy_block(w + 49, key_text + 48);
+      }
       o.w += n + 2;
       name = std::string_view(key_text, n);
       p = key_text + n + 1;

@@ -34,11 +34,11 @@ struct name_set {
 };
 
 // A member name as its raw input text must read to be this name: its bytes and the closing
-// quote, compared 32 at a time. Only names with nothing to unescape or escape get one, so a
-// match proves the key plain and equal to the name.
+// quote, compared 32 (names up to 30 bytes) or 64 bytes at a time. Only names with nothing to
+// unescape or escape get one, so a match proves the key plain and equal to the name.
 struct name_pattern {
-  char text[32];       // the name, '"', zeros
-  std::uint32_t mask;  // bit i: byte i takes part (the name's bytes and the quote)
+  char text[64];       // the name, '"', zeros
+  std::uint64_t mask;  // bit i: byte i takes part (the name's bytes and the quote)
   std::uint32_t size;
 };
 

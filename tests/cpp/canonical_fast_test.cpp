@@ -372,9 +372,10 @@ TEST(DirectWalker, ForeseenShapesHoldOnlyWhileEveryKeyMatches) {
   // all names matched, no more and no fewer. Each document below follows one that set up a
   // guess it must not take: a name that extends the expected one ("ab" vs "abc", the closing
   // quote decides), one equal only once unescaped, one more or one fewer member, the names in
-  // another order, names in legacy that are escaped (non-ASCII, DEL), 30 and 31 bytes (the
-  // longest a pattern holds), and a nested object that overwrites the guessed slot mid-walk.
-  const std::string n30(30, 'n'), n31(31, 'n');
+  // another order, names in legacy that are escaped (non-ASCII, DEL), 30 and 31 bytes (two
+  // blocks compared or four), 62 and 63 (the longest a pattern holds), and a nested object that
+  // overwrites the guessed slot mid-walk.
+  const std::string n30(30, 'n'), n31(31, 'n'), n62(62, 'n'), n63(63, 'n');
   const std::vector<std::vector<std::string>> sequences = {
       {R"({"b":1,"ab":2,"a":3})", R"({"b":1,"abc":2,"a":3})", R"({"b":1,"ab":2,"a":3})"},
       {R"({"b":1,"ab":2,"a":3})", R"({"b":1,"ab":2,"a":3})", R"({"b":1,"ab":2,"aa":3})"},
@@ -384,7 +385,10 @@ TEST(DirectWalker, ForeseenShapesHoldOnlyWhileEveryKeyMatches) {
       {"{\"z\":1,\"\xc3\xa9\":2,\"a\":3}", "{\"z\":1,\"\xc3\xa9\":2,\"a\":3}", "{\"z\":1,\"\\u00e9\":2,\"a\":3}"},
       {"{\"z\":1,\"\x7f\":2,\"a\":3}", "{\"z\":1,\"\x7f\":2,\"a\":3}"},
       {"{\"z\":1,\"" + n30 + "\":2,\"a\":3}", "{\"z\":1,\"" + n30 + "\":2,\"a\":3}", "{\"z\":1,\"" + n30 + "x\":2,\"a\":3}"},
-      {"{\"z\":1,\"" + n31 + "\":2,\"a\":3}", "{\"z\":1,\"" + n31 + "\":2,\"a\":3}", "{\"z\":1,\"" + n30 + "\":2,\"a\":3}"},
+      {"{\"z\":1,\"" + n31 + "\":2,\"a\":3}", "{\"z\":1,\"" + n31 + "\":2,\"a\":3}", "{\"z\":1,\"" + n30 + "\":2,\"a\":3}",
+       "{\"z\":1,\"" + n31 + "x\":2,\"a\":3}", "{\"z\":1,\"" + n30 + "xy\":2,\"a\":3}"},
+      {"{\"z\":1,\"" + n62 + "\":2,\"a\":3}", "{\"z\":1,\"" + n62 + "\":2,\"a\":3}", "{\"z\":1,\"" + n62 + "x\":2,\"a\":3}",
+       "{\"z\":1,\"" + n63 + "\":2,\"a\":3}", "{\"z\":1,\"" + n63 + "\":2,\"a\":3}", "{\"z\":1,\"" + n62 + "\":2,\"a\":3}"},
       {R"({"b":1,"ab":2,"a":3})", R"({"b":{"y":1,"x":2},"ab":2,"a":3})", R"({"b":{"q":{"s":1,"r":2},"p":1},"ab":2,"a":3})",
        R"({"b":1,"ab":{"b":1,"a":0},"a":3})", R"({"b":1,"ab":{"b":1,"c":0},"a":3})"},
   };
