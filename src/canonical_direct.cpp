@@ -728,7 +728,9 @@ const char* direct_walker::object(const char* p, std::size_t depth) {
     bool is_null;
     const char* value_begin = p;
     if (!value(p, o, depth, is_null)) return nullptr;
-    if (guess && shape_writes_ != writes_at_guess) {  // a nested object sorted into a slot
+    // Only a nested object or array can have sorted into a slot ('[' | 0x20 is '{'): asked
+    // first, so plain values skip the counter.
+    if ((*value_begin | 0x20) == '{' && guess && shape_writes_ != writes_at_guess) {
       guess = nullptr;
       expected = expected_end = nullptr;
     }

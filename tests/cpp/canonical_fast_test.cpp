@@ -399,9 +399,9 @@ TEST(DirectWalker, ForeseenShapesHoldOnlyWhileEveryKeyMatches) {
       for (int round = 0; round < 2; ++round)
         for (const std::string& doc : sequence) pair.check(doc);
     }
-    // A nested object whose shape lands in the slot the outer object guessed, with the same
-    // last name and another order: the outer object must not take the slot's new order. About
-    // one candidate in 64 shares the slot.
+    // A nested object (or one inside an array) whose shape lands in the slot the outer object
+    // guessed, with the same last name and another order: the outer object must not take the
+    // slot's new order. About one candidate in 64 shares the slot.
     {
       pair_under_test nest(sc.options);
       std::mt19937 names(11);
@@ -414,6 +414,8 @@ TEST(DirectWalker, ForeseenShapesHoldOnlyWhileEveryKeyMatches) {
         nest.check(R"({"m":1,"n":2,"b":3})");
         const std::string z = "z" + random_name(), y = "y" + random_name();
         nest.check(R"({"m":1,"n":{")" + z + R"(":1,")" + y + R"(":2,"b":3},"b":3})");
+        nest.check(R"({"m":1,"n":2,"b":3})");
+        nest.check(R"({"m":1,"n":[0,{")" + z + R"(":1,")" + y + R"(":2,"b":3}],"b":3})");  // inside an array
       }
     }
     // Many shapes with one first name, through the 64 slots, in a fixed shuffled order.
