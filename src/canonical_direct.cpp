@@ -26,6 +26,10 @@ namespace tds::detail {
 
 void name_set::add(std::string name) {
   if (name.size() < 64) lengths |= std::uint64_t{1} << name.size();
+  if (!name.empty()) {
+    const auto b = static_cast<unsigned char>(name[0]);
+    first_bytes[b >> 6] |= std::uint64_t{1} << (b & 63);
+  }
   names.push_back(std::move(name));
 }
 

@@ -20,15 +20,20 @@ namespace tds::detail {
 struct name_set {
   std::vector<std::string> names;
   std::uint64_t lengths = 0;  // bit n set: some name has n bytes (n < 64)
+  std::uint64_t first_bytes[4] = {};  // bit b set: some name starts with byte b
 
   void add(std::string name);
   bool contains(std::string_view key) const noexcept {
     // Most names have a length no excluded name has: one bit test rejects them.
     if (key.size() < 64 && !((lengths >> key.size()) & 1)) return false;
-    // The first byte before the library compare: legacy's 10-byte names (created_at,
-    // updated_at) share their length with many of Zoho's.
+    // Then the first byte: legacy's created_at and updated_at share their 10 bytes with many
+    // of Zoho's names.
+    if (!key.empty()) {
+      const auto b = static_cast<unsigned char>(key[0]);
+      if (!((first_bytes[b >> 6] >> (b & 63)) & 1)) return false;
+    }
     for (const auto& name : names)
-      if (name.size() == key.size() && (key.empty() || name[0] == key[0]) && name == key) return true;
+      if (name == key) return true;
     return false;
   }
 };
