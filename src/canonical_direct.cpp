@@ -294,7 +294,7 @@ bool direct_walker::run(const char* input, std::size_t size, const config& cfg, 
   if (size == 0 || size >= 0xFFFFFFFFu) return false;
   if (!simdjson::validate_utf8(input, size)) return false;
   start(cfg, stack_floor, size);
-  input_limit_ = input + size;
+  input_limit_ = reinterpret_cast<std::uintptr_t>(input) + size;
   capture_ = nullptr;
   const char* p = input;
   skip_ws(p);
@@ -310,7 +310,8 @@ const char* direct_walker::run_item(const char* item, std::size_t page_size, con
                                     std::uintptr_t stack_floor, item_capture& capture) {
   if (*item != '{') return nullptr;
   start(cfg, stack_floor, page_size);
-  input_limit_ = item + page_size;  // past the page's end: a bound on what is left to read
+  // Past the page's end (an address only, never read): a bound on what is left to read.
+  input_limit_ = reinterpret_cast<std::uintptr_t>(item) + page_size;
   capture.id = {};
   capture.modified = {};
   capture_ = &capture;
@@ -331,7 +332,7 @@ TDS_HOT_INLINE void direct_walker::room(cursor& o, std::size_t n) {
 
 // Room for `extra` bytes and then the document's bound (out_slack) for the input from p on.
 void direct_walker::keep_bound(cursor& o, const char* p, std::size_t extra) {
-  room(o, extra + out_per_byte(cfg_.scheme) * static_cast<std::size_t>(input_limit_ - p) + out_slack);
+  room(o, extra + out_per_byte(cfg_.scheme) * input_left(p) + out_slack);
 }
 
 TDS_HOT_INLINE bool direct_walker::value(const char*& p, cursor& o, std::size_t depth, bool& is_null) {
@@ -411,7 +412,7 @@ TDS_HOT_INLINE bool direct_walker::string(const char*& p, cursor& o) {
     }
     // 3 bytes of output at most per input byte (\uXXXX for 2 bytes, a pair for 4): room for 3
     // times what is left covers any run and leaves the bound in place after it.
-    keep_bound(o, p, static_cast<std::size_t>(input_limit_ - p));
+    keep_bound(o, p, input_left(p));
     w = o.w;
     // A single space between non-ASCII words stays in this loop: leaving for the block scan at
     // every word break cost a mispredicted exit and a block scan per word.

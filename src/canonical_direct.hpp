@@ -168,7 +168,10 @@ class direct_walker {
   config cfg_;
   item_capture* capture_ = nullptr;
   std::uintptr_t stack_floor_ = 0;
-  const char* input_limit_ = nullptr;  // no input is read past here: bounds the output still to come
+  // No input is read past this address: bounds the output still to come. An integer, since for
+  // a page item it may lie past the page's buffer.
+  std::uintptr_t input_limit_ = 0;
+  std::size_t input_left(const char* p) const noexcept { return input_limit_ - reinterpret_cast<std::uintptr_t>(p); }
   std::size_t depth_limit_ = 0;
   byte_buffer out_, scratch_;
   byte_buffer keys_;  // decoded names that had escapes: room for the whole input, never grows mid-run
