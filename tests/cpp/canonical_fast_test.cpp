@@ -574,15 +574,16 @@ TEST(DirectWalker, OutputOutgrowingItsInputStaysInsideTheBuffer) {
   // 1 in jcs), and the tokens that write more than that make room themselves: legacy's ", "
   // separators on one-digit elements, DEL and non-ASCII (up to 6 and 3 bytes per byte),
   // numbers through a double ("1e20" is 21 digits in jcs), escaped names. Each document goes to
-  // a fresh walker, whose buffer is then exactly the bound, with the widest tokens last. A
-  // bound too small writes past the buffer: the ASan build (scripts/sanitize.sh) reports it.
+  // a fresh walker, whose buffer is then exactly the bound (above its first 4 KB), with the
+  // widest tokens last. A bound too small writes past the buffer: the ASan build
+  // (scripts/sanitize.sh) reports it.
   const std::string tails[] = {"0", "\"\x7f\x7f\x7f\x7f\x7f\x7f\x7f\"", "\"\xd8\xb2\xd8\xb2\xd8\xb2 \xd8\xb2\"",
                                "\"\xf0\x9f\x98\x80\xf0\x9f\x98\x80\"", "1e20", "-1E9", "1e-7", "5e-324",
                                "{\"\xc3\xa9\":0,\"\\u00e9x\":1e15}", "[1e2,0.0,true]"};
   for (const auto& sc : scheme_cases()) {
     SCOPED_TRACE(sc.name);
     for (const std::string& tail : tails) {
-      for (int n : {1, 2, 3, 17, 64, 65, 300}) {
+      for (int n : {1, 2, 3, 17, 64, 65, 300, 3000}) {  // 3000: past the buffers' first 4 KB
         std::string list = "[", members = "{";
         for (int i = 0; i < n; ++i) {
           list += tail + ",";
