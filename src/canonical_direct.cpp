@@ -320,19 +320,20 @@ const char* direct_walker::run_item(const char* item, std::size_t page_size, con
   return end;
 }
 
-void direct_walker::grow_out(cursor& o, std::size_t n) {
+direct_walker::cursor direct_walker::grow_out(cursor o, std::size_t n) {
   out_.set_end(o.w);
   out_.reserve_more(n);
-  o = cursor_at_end();
+  return cursor_at_end();
 }
 
 TDS_HOT_INLINE void direct_walker::room(cursor& o, std::size_t n) {
-  if (static_cast<std::size_t>(o.end - o.w) < n) grow_out(o, n);
+  if (static_cast<std::size_t>(o.end - o.w) < n) o = grow_out(o, n);
 }
 
 // Room for `extra` bytes and then the document's bound (out_slack) for the input from p on.
-void direct_walker::keep_bound(cursor& o, const char* p, std::size_t extra) {
+direct_walker::cursor direct_walker::keep_bound(cursor o, const char* p, std::size_t extra) {
   room(o, extra + out_per_byte(cfg_.scheme) * input_left(p) + out_slack);
+  return o;
 }
 
 TDS_HOT_INLINE bool direct_walker::value(const char*& p, cursor& o, std::size_t depth, bool& is_null) {
@@ -404,7 +405,7 @@ TDS_HOT_INLINE bool direct_walker::string(const char*& p, cursor& o) {
     // Both write more than the document's bound allows for (see out_slack), so they make room.
     o.w = w;
     if (c == 0x7F) {
-      keep_bound(o, p, 6);
+      o = keep_bound(o, p, 6);
       o.w = put_u_escape(o.w, 0x7F);
       w = o.w;
       ++p;
@@ -412,7 +413,7 @@ TDS_HOT_INLINE bool direct_walker::string(const char*& p, cursor& o) {
     }
     // 3 bytes of output at most per input byte (\uXXXX for 2 bytes, a pair for 4): room for 3
     // times what is left covers any run and leaves the bound in place after it.
-    keep_bound(o, p, input_left(p));
+    o = keep_bound(o, p, input_left(p));
     w = o.w;
     // A single space between non-ASCII words stays in this loop: leaving for the block scan at
     // every word break cost a mispredicted exit and a block scan per word.
@@ -499,7 +500,7 @@ TDS_HOT_INLINE bool direct_walker::key(const char*& p, cursor& o, std::string_vi
   decoded = std::string_view(first, static_cast<std::size_t>(w - first));
   tmp_.clear();
   append_quoted(tmp_, decoded, cfg_.scheme);
-  put_tmp(o, p);
+  o = put_tmp(o, p);
   return true;
 }
 
@@ -612,16 +613,17 @@ TDS_HOT_INLINE bool direct_walker::number(const char*& p, cursor& o) {
   tmp_.clear();
   if (legacy) append_python_float(tmp_, v);
   else append_es_number(tmp_, v);
-  put_tmp(o, p);
+  o = put_tmp(o, p);
   return true;
 }
 
 // Writes tmp_, which may be longer than the input it stands for, and restores the bound for the
 // input from p on.
-void direct_walker::put_tmp(cursor& o, const char* p) {
-  keep_bound(o, p, tmp_.size());
+direct_walker::cursor direct_walker::put_tmp(cursor o, const char* p) {
+  o = keep_bound(o, p, tmp_.size());
   std::memcpy(o.w, tmp_.data(), tmp_.size());
   o.w += tmp_.size();
+  return o;
 }
 
 // ", " and ": " in legacy (Python's default separators), "," and ":" in jcs.

@@ -143,10 +143,12 @@ class direct_walker {
     char* base = out_.data.get();
     return {base, base + out_.size, base + out_.capacity};
   }
+  // The out-of-line helpers take and return the cursor by value: a cursor whose address
+  // escaped had to live in memory, stored and reloaded around every byte the walk wrote.
   void room(cursor& o, std::size_t n);
-  void keep_bound(cursor& o, const char* p, std::size_t extra);
-  void grow_out(cursor& o, std::size_t n);
-  void put_tmp(cursor& o, const char* p);
+  cursor keep_bound(cursor o, const char* p, std::size_t extra);
+  cursor grow_out(cursor o, std::size_t n);
+  cursor put_tmp(cursor o, const char* p);
 
   void start(const config& cfg, std::uintptr_t stack_floor, std::size_t input_size);
   // object and array return the end of what they read, or nullptr to decline.
