@@ -648,13 +648,18 @@ TDS_HOT_INLINE void direct_walker::close(const char*& p, cursor& o) {
 // After a member or element: 1 when ',' follows (the separator is written), 0 when `closing`
 // does (written and stepped over), -1 when neither: not JSON.
 TDS_HOT_INLINE int direct_walker::after_element(const char*& p, cursor& o, char closing) {
-  skip_ws(p);
-  if (*p == closing) return close(p, o), 0;
-  if (*p != ',') return -1;
-  ++p;
-  skip_ws(p);
-  separator(o, ',');
-  return 1;
+  // ',' and `closing` are asked before any space is looked for: compact input has none.
+  for (;;) {
+    if (*p == ',') {
+      ++p;
+      skip_ws(p);
+      separator(o, ',');
+      return 1;
+    }
+    if (*p == closing) return close(p, o), 0;
+    if (*p != ' ' && *p != '\n' && *p != '\r' && *p != '\t') return -1;
+    skip_ws(p);
+  }
 }
 
 // The cursor p is a local copy, not the caller's: output stores (char) may alias anything
