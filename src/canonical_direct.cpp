@@ -626,11 +626,12 @@ direct_walker::cursor direct_walker::put_tmp(cursor o, const char* p) {
   return o;
 }
 
-// ", " and ": " in legacy (Python's default separators), "," and ":" in jcs.
-TDS_HOT_INLINE void direct_walker::separator(cursor& o, char c) {
+// ", " and ": " in legacy (Python's default separators), "," and ":" in jcs: `width` is 2 or
+// 1, taken once per object or array by the caller (cfg_ is reloaded after every byte stored).
+TDS_HOT_INLINE void direct_walker::separator(cursor& o, char c, std::size_t width) {
   o.w[0] = c;
   o.w[1] = ' ';
-  o.w += cfg_.scheme == hash_scheme::legacy ? 2 : 1;
+  o.w += width;
 }
 
 // Writes the opening bracket or brace at p, steps over it and any space; returns what follows.
@@ -647,13 +648,13 @@ TDS_HOT_INLINE void direct_walker::close(const char*& p, cursor& o) {
 
 // After a member or element: 1 when ',' follows (the separator is written), 0 when `closing`
 // does (written and stepped over), -1 when neither: not JSON.
-TDS_HOT_INLINE int direct_walker::after_element(const char*& p, cursor& o, char closing) {
+TDS_HOT_INLINE int direct_walker::after_element(const char*& p, cursor& o, char closing, std::size_t separator_width) {
   // ',' and `closing` are asked before any space is looked for: compact input has none.
   for (;;) {
     if (*p == ',') {
       ++p;
       skip_ws(p);
-      separator(o, ',');
+      separator(o, ',', separator_width);
       return 1;
     }
     if (*p == closing) return close(p, o), 0;
@@ -666,6 +667,7 @@ TDS_HOT_INLINE int direct_walker::after_element(const char*& p, cursor& o, char 
 // reachable, and a cursor behind a reference was reloaded after each of them.
 const char* direct_walker::array(const char* p, std::size_t depth) {
   if (!enter(depth)) return nullptr;
+  const std::size_t separator_width = cfg_.scheme == hash_scheme::legacy ? 2 : 1;
   cursor o = cursor_at_end();
   if (open(p, o) == ']') {
     close(p, o);
@@ -676,7 +678,7 @@ const char* direct_walker::array(const char* p, std::size_t depth) {
   while (more > 0) {
     bool is_null;
     if (!value(p, o, depth, is_null)) return nullptr;
-    more = after_element(p, o, ']');
+    more = after_element(p, o, ']', separator_width);
   }
   out_.set_end(o.w);
   return more == 0 ? p : nullptr;
@@ -685,6 +687,7 @@ const char* direct_walker::array(const char* p, std::size_t depth) {
 const char* direct_walker::object(const char* p, std::size_t depth) {
   if (!enter(depth)) return nullptr;
   const bool legacy = cfg_.scheme == hash_scheme::legacy;  // drops top-level nulls
+  const std::size_t separator_width = legacy ? 2 : 1;
   const bool top = depth == 1;
   const std::size_t member_mark = members_.size();
   const std::size_t out_mark = out_.size;
@@ -736,7 +739,7 @@ const char* direct_walker::object(const char* p, std::size_t depth) {
     if (!at_after_space(p, ':')) return nullptr;
     ++p;
     skip_ws(p);
-    separator(o, ':');
+    separator(o, ':', separator_width);
     bool is_null;
     const char* value_begin = p;
     if (!value(p, o, depth, is_null)) return nullptr;
@@ -756,7 +759,7 @@ const char* direct_walker::object(const char* p, std::size_t depth) {
     any_drop |= drop;
     members_.push_back(member{name.data(), 0, static_cast<std::uint32_t>(name.size()), span_begin,
                               static_cast<std::size_t>(o.w - o.base), drop});
-    more = after_element(p, o, '}');
+    more = after_element(p, o, '}', separator_width);
   }
   if (more < 0) return nullptr;
   out_.set_end(o.w);

@@ -157,10 +157,10 @@ class direct_walker {
   bool value(const char*& p, cursor& o, std::size_t depth, bool& is_null);
   bool string(const char*& p, cursor& o);
   bool literal(const char*& p, cursor& o, std::string_view word);
-  void separator(cursor& o, char c);
+  void separator(cursor& o, char c, std::size_t width);
   char open(const char*& p, cursor& o);
   void close(const char*& p, cursor& o);
-  int after_element(const char*& p, cursor& o, char closing);
+  int after_element(const char*& p, cursor& o, char closing, std::size_t separator_width);
   bool key(const char*& p, cursor& o, std::string_view& decoded);
   bool number(const char*& p, cursor& o);
   bool assemble(std::size_t member_mark, std::size_t out_mark, const shape* foreseen, bool any_drop);
