@@ -26,6 +26,10 @@ namespace tds::detail {
 
 void name_set::add(std::string name) {
   if (name.size() < 64) lengths |= std::uint64_t{1} << name.size();
+  if (!name.empty()) {
+    const auto b = static_cast<unsigned char>(name[0]);
+    first_bytes[b >> 6] |= std::uint64_t{1} << (b & 63);
+  }
   names.push_back(std::move(name));
 }
 
@@ -39,10 +43,17 @@ void byte_buffer::grow(std::size_t need) {
 
 namespace {
 
-// The most one input byte of a string can become: a control byte is written as \u00XX.
-// A 16-byte block therefore needs at most 96 bytes of output; 128 leaves room for a 4-byte
-// character at the block's end (two \uXXXX escapes) and the closing quote.
-constexpr std::size_t block_room = 128;
+// Output room, checked once per document instead of once per token. Every token the walk
+// writes in place is at most `per_byte` (see out_per_byte) times the input it consumes: jcs
+// writes strings, numbers and separators no longer than read; legacy's ", " and ": " are two
+// bytes for one. So while out_ keeps per_byte * (input left) + out_slack bytes free, every
+// store fits. The few tokens that can write more (legacy non-ASCII and DEL, numbers through a
+// double, escaped names) restore that room themselves (keep_bound).
+// The slack covers stores past a token's end: a name's 16-byte blocks (two: up to 31 bytes past
+// its end; four for a long foreseen name: up to 32), copy_span's 31, a string block's 16,
+// put_u_escape_wide's 2.
+constexpr std::size_t out_slack = 128;
+constexpr std::size_t out_per_byte(hash_scheme scheme) { return scheme == hash_scheme::legacy ? 2 : 1; }
 
 // Deeper documents go to the reference walker, which knows simdjson's own depth limit (1024).
 constexpr std::size_t direct_depth_limit = 256;
@@ -51,6 +62,15 @@ inline void skip_ws(const char*& p) noexcept {
   // Compact input has no space at all: one compare settles it (JSON space is <= ' ').
   if (static_cast<unsigned char>(*p) > ' ') return;
   while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') ++p;
+}
+
+// Whether the byte at p, after any space, is `c`; steps p over the space. The walk compares
+// with the byte it expects first and looks for space only when that fails: compact input (the
+// common case) then pays nothing for space it does not have.
+inline bool at_after_space(const char*& p, char c) noexcept {
+  if (*p == c) return true;
+  skip_ws(p);
+  return *p == c;
 }
 
 inline bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
@@ -176,7 +196,7 @@ inline char* copy_span(char* w, const char* s, std::size_t n) noexcept {
   return w + n;
 }
 
-// Whether n bytes at a and b are equal, compared 16 at a time: both may be read up to 15
+// Whether n (> 0) bytes at a and b are equal, compared 16 at a time: both may be read up to 15
 // bytes past n (names live in padded buffers; shape tails are padded).
 inline bool same_bytes(const char* a, const char* b, std::size_t n) noexcept {
 #if defined(__SSE2__)
@@ -185,7 +205,7 @@ inline bool same_bytes(const char* a, const char* b, std::size_t n) noexcept {
         _mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a)),
                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(b)))));
     if (n <= 16) {
-      const unsigned wanted = n == 16 ? 0xFFFFu : (1u << n) - 1;
+      const unsigned wanted = (1u << n) - 1;  // 32-bit: n == 16 gives 0xFFFF
       return (eq & wanted) == wanted;
     }
     if (eq != 0xFFFFu) return false;
@@ -202,6 +222,50 @@ inline bool same_key(const char* a, std::size_t an, const char* b, std::size_t b
   return an == bn && std::memcmp(a, b, an) == 0;
 }
 
+// The longest name a pattern holds: the name and its quote fit the 64 bytes compared, and the
+// mask needs no shift by 64. (Zoho has names of 31 bytes: location_actual_available_stock.)
+constexpr std::size_t pattern_name_max = 62;
+// Names up to this long are compared and copied in two blocks, longer ones in four.
+constexpr std::size_t pattern_short_max = 30;
+
+// The pattern of `name`, or false when it has none: too long, or not written as it reads
+// (a quote, backslash or control; in legacy also DEL and non-ASCII, which are escaped).
+inline bool make_pattern(std::string_view name, bool legacy, name_pattern& out) noexcept {
+  if (name.size() > pattern_name_max) return false;
+  for (const char ch : name) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\' || c < 0x20 || (legacy && c >= 0x7F)) return false;
+  }
+  std::memset(out.text, 0, sizeof out.text);
+  std::memcpy(out.text, name.data(), name.size());
+  out.text[name.size()] = '"';
+  out.mask = (std::uint64_t{1} << (name.size() + 1)) - 1;
+  out.size = static_cast<std::uint32_t>(name.size());
+  return true;
+}
+
+// Whether the key text at s (past the opening quote) is the pattern's name and closing quote.
+// Reads 32 or 64 bytes at s: the input is padded by 64.
+inline bool matches_pattern(const char* s, const name_pattern& e) noexcept {
+#if defined(__SSE2__)
+  const auto equal_bytes = [](const char* a, const char* b) -> std::uint64_t {
+    const auto load = [](const char* q) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(q)); };
+    return static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(load(a), load(b)))) |
+           static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(load(a + 16), load(b + 16)))) << 16;
+  };
+  std::uint64_t eq = equal_bytes(s, e.text);
+  if (e.size > pattern_short_max) eq |= equal_bytes(s + 32, e.text + 32) << 32;
+  return (eq & e.mask) == e.mask;
+#else
+  return std::memcmp(s, e.text, e.size + 1) == 0;
+#endif
+}
+
+// The guess table's index for a first name.
+inline std::size_t guess_index(std::uint64_t prefix, std::size_t size) noexcept {
+  return slot_of((prefix ^ size) * 0x9E3779B97F4A7C15ull);
+}
+
 }  // namespace
 
 bool direct_walker::enter(std::size_t depth) const {
@@ -211,8 +275,14 @@ bool direct_walker::enter(std::size_t depth) const {
 void direct_walker::start(const config& cfg, std::uintptr_t stack_floor, std::size_t input_size) {
   cfg_ = cfg;
   stack_floor_ = stack_floor;
+  if (cfg.scheme != shapes_scheme_) {  // a shape's order and patterns hold for one scheme
+    shapes_.clear();
+    guess_slot_ = {};
+    shapes_scheme_ = cfg.scheme;
+  }
   depth_limit_ = std::min(cfg.max_depth, direct_depth_limit);
   out_.size = 0;
+  out_.reserve_more(out_per_byte(cfg.scheme) * input_size + out_slack);
   members_.clear();
   // Decoded names are never longer than the input: views into keys_ stay valid.
   keys_.size = 0;
@@ -224,6 +294,7 @@ bool direct_walker::run(const char* input, std::size_t size, const config& cfg, 
   if (size == 0 || size >= 0xFFFFFFFFu) return false;
   if (!simdjson::validate_utf8(input, size)) return false;
   start(cfg, stack_floor, size);
+  input_limit_ = reinterpret_cast<std::uintptr_t>(input) + size;
   capture_ = nullptr;
   const char* p = input;
   skip_ws(p);
@@ -239,6 +310,8 @@ const char* direct_walker::run_item(const char* item, std::size_t page_size, con
                                     std::uintptr_t stack_floor, item_capture& capture) {
   if (*item != '{') return nullptr;
   start(cfg, stack_floor, page_size);
+  // Past the page's end (an address only, never read): a bound on what is left to read.
+  input_limit_ = reinterpret_cast<std::uintptr_t>(item) + page_size;
   capture.id = {};
   capture.modified = {};
   capture_ = &capture;
@@ -247,14 +320,20 @@ const char* direct_walker::run_item(const char* item, std::size_t page_size, con
   return end;
 }
 
-void direct_walker::grow_out(cursor& o, std::size_t n) {
+direct_walker::cursor direct_walker::grow_out(cursor o, std::size_t n) {
   out_.set_end(o.w);
   out_.reserve_more(n);
-  o = cursor_at_end();
+  return cursor_at_end();
 }
 
 TDS_HOT_INLINE void direct_walker::room(cursor& o, std::size_t n) {
-  if (static_cast<std::size_t>(o.end - o.w) < n) grow_out(o, n);
+  if (static_cast<std::size_t>(o.end - o.w) < n) o = grow_out(o, n);
+}
+
+// Room for `extra` bytes and then the document's bound (out_slack) for the input from p on.
+direct_walker::cursor direct_walker::keep_bound(cursor o, const char* p, std::size_t extra) {
+  room(o, extra + out_per_byte(cfg_.scheme) * input_left(p) + out_slack);
+  return o;
 }
 
 TDS_HOT_INLINE bool direct_walker::value(const char*& p, cursor& o, std::size_t depth, bool& is_null) {
@@ -278,7 +357,6 @@ TDS_HOT_INLINE bool direct_walker::value(const char*& p, cursor& o, std::size_t 
 
 TDS_HOT_INLINE bool direct_walker::literal(const char*& p, cursor& o, std::string_view word) {
   if (std::memcmp(p, word.data(), word.size()) != 0) return false;
-  room(o, word.size());
   std::memcpy(o.w, word.data(), word.size());
   o.w += word.size();
   p += word.size();
@@ -288,15 +366,9 @@ TDS_HOT_INLINE bool direct_walker::literal(const char*& p, cursor& o, std::strin
 TDS_HOT_INLINE bool direct_walker::string(const char*& p, cursor& o) {
   const bool legacy = cfg_.scheme == hash_scheme::legacy;
   ++p;
-  room(o, block_room + 1);
   char* w = o.w;
   *w++ = '"';
   for (;;) {
-    if (static_cast<std::size_t>(o.end - w) < block_room) {
-      o.w = w;
-      grow_out(o, block_room);
-      w = o.w;
-    }
     // Copy the block whole, then keep only its plain prefix.
     copy_block(w, p);
     const block_marks marks = scan_block(p, legacy);
@@ -330,17 +402,22 @@ TDS_HOT_INLINE bool direct_walker::string(const char*& p, cursor& o) {
     }
     if (c < 0x20) return false;
     // Legacy only: DEL, or a run of non-ASCII characters, each to \uXXXX (astral: a pair).
+    // Both write more than the document's bound allows for (see out_slack), so they make room.
+    o.w = w;
     if (c == 0x7F) {
-      w = put_u_escape(w, 0x7F);
+      o = keep_bound(o, p, 6);
+      o.w = put_u_escape(o.w, 0x7F);
+      w = o.w;
       ++p;
       continue;
     }
-    // 12 bytes of output at most per character: stop 16 short of the buffer's end, and the
-    // loop's head makes room again.
-    const char* stop = o.end - 16;
+    // 3 bytes of output at most per input byte (\uXXXX for 2 bytes, a pair for 4): room for 3
+    // times what is left covers any run and leaves the bound in place after it.
+    o = keep_bound(o, p, input_left(p));
+    w = o.w;
     // A single space between non-ASCII words stays in this loop: leaving for the block scan at
     // every word break cost a mispredicted exit and a block scan per word.
-    while (w < stop) {
+    for (;;) {
       if (static_cast<unsigned char>(*p) >= 0x80) {
         w = put_legacy_non_ascii(w, decode_utf8(p));
       } else if (*p == ' ' && static_cast<unsigned char>(p[1]) >= 0x80) {
@@ -361,7 +438,6 @@ TDS_HOT_INLINE bool direct_walker::key(const char*& p, cursor& o, std::string_vi
   {
     // Most names are plain and shorter than 32 bytes: copy two blocks, then look once (one
     // block made the name-length branch a coin toss on Zoho's long names).
-    room(o, 2 + 32);
     char* w = o.w;
     w[0] = '"';
     copy_block(w + 1, start);
@@ -424,7 +500,7 @@ TDS_HOT_INLINE bool direct_walker::key(const char*& p, cursor& o, std::string_vi
   decoded = std::string_view(first, static_cast<std::size_t>(w - first));
   tmp_.clear();
   append_quoted(tmp_, decoded, cfg_.scheme);
-  put_tmp(o);
+  o = put_tmp(o, p);
   return true;
 }
 
@@ -476,11 +552,9 @@ TDS_HOT_INLINE bool direct_walker::number(const char*& p, cursor& o) {
     if (legacy && !verbatim) return false;
     if (verbatim) {
       const bool sign = negative && !int_zero;
-      room(o, int_digits + 1);
       char* w = o.w;
       if (sign) *w++ = '-';
-      std::memcpy(w, int_start, int_digits);
-      o.w = w + int_digits;
+      o.w = copy_span(w, int_start, int_digits);
       return true;
     }
   }
@@ -501,7 +575,6 @@ TDS_HOT_INLINE bool direct_walker::number(const char*& p, cursor& o) {
       if (frac_digits == 0) {  // zero: Python keeps the sign of -0.0, ECMAScript drops it
         const char* text = legacy ? (negative ? "-0.0" : "0.0") : "0";
         const std::size_t n = std::strlen(text);
-        room(o, n);
         std::memcpy(o.w, text, n);
         o.w += n;
         return true;
@@ -518,15 +591,12 @@ TDS_HOT_INLINE bool direct_walker::number(const char*& p, cursor& o) {
       fast = significant <= 15 && int_digits <= (legacy ? 16u : 21u);
     }
     if (fast) {
-      room(o, int_digits + frac_digits + 4);
       char* w = o.w;
       if (negative) *w++ = '-';
-      std::memcpy(w, int_start, int_digits);
-      w += int_digits;
+      w = copy_span(w, int_start, int_digits);
       if (frac_digits) {
         *w++ = '.';
-        std::memcpy(w, frac_start, frac_digits);
-        w += frac_digits;
+        w = copy_span(w, frac_start, frac_digits);
       } else if (legacy) {
         *w++ = '.';
         *w++ = '0';
@@ -543,27 +613,29 @@ TDS_HOT_INLINE bool direct_walker::number(const char*& p, cursor& o) {
   tmp_.clear();
   if (legacy) append_python_float(tmp_, v);
   else append_es_number(tmp_, v);
-  put_tmp(o);
+  o = put_tmp(o, p);
   return true;
 }
 
-void direct_walker::put_tmp(cursor& o) {
-  room(o, tmp_.size());
+// Writes tmp_, which may be longer than the input it stands for, and restores the bound for the
+// input from p on.
+direct_walker::cursor direct_walker::put_tmp(cursor o, const char* p) {
+  o = keep_bound(o, p, tmp_.size());
   std::memcpy(o.w, tmp_.data(), tmp_.size());
   o.w += tmp_.size();
+  return o;
 }
 
-// ", " and ": " in legacy (Python's default separators), "," and ":" in jcs.
-TDS_HOT_INLINE void direct_walker::separator(cursor& o, char c) {
-  room(o, 2);
+// ", " and ": " in legacy (Python's default separators), "," and ":" in jcs: `width` is 2 or
+// 1, taken once per object or array by the caller (cfg_ is reloaded after every byte stored).
+TDS_HOT_INLINE void direct_walker::separator(cursor& o, char c, std::size_t width) {
   o.w[0] = c;
   o.w[1] = ' ';
-  o.w += cfg_.scheme == hash_scheme::legacy ? 2 : 1;
+  o.w += width;
 }
 
 // Writes the opening bracket or brace at p, steps over it and any space; returns what follows.
 TDS_HOT_INLINE char direct_walker::open(const char*& p, cursor& o) {
-  room(o, 1);
   *o.w++ = *p++;
   skip_ws(p);
   return *p;
@@ -571,26 +643,31 @@ TDS_HOT_INLINE char direct_walker::open(const char*& p, cursor& o) {
 
 // Writes the closing bracket or brace at p and steps over it.
 TDS_HOT_INLINE void direct_walker::close(const char*& p, cursor& o) {
-  room(o, 1);
   *o.w++ = *p++;
 }
 
 // After a member or element: 1 when ',' follows (the separator is written), 0 when `closing`
 // does (written and stepped over), -1 when neither: not JSON.
-TDS_HOT_INLINE int direct_walker::after_element(const char*& p, cursor& o, char closing) {
-  skip_ws(p);
-  if (*p == closing) return close(p, o), 0;
-  if (*p != ',') return -1;
-  ++p;
-  skip_ws(p);
-  separator(o, ',');
-  return 1;
+TDS_HOT_INLINE int direct_walker::after_element(const char*& p, cursor& o, char closing, std::size_t separator_width) {
+  // ',' and `closing` are asked before any space is looked for: compact input has none.
+  for (;;) {
+    if (*p == ',') {
+      ++p;
+      skip_ws(p);
+      separator(o, ',', separator_width);
+      return 1;
+    }
+    if (*p == closing) return close(p, o), 0;
+    if (*p != ' ' && *p != '\n' && *p != '\r' && *p != '\t') return -1;
+    skip_ws(p);
+  }
 }
 
 // The cursor p is a local copy, not the caller's: output stores (char) may alias anything
 // reachable, and a cursor behind a reference was reloaded after each of them.
 const char* direct_walker::array(const char* p, std::size_t depth) {
   if (!enter(depth)) return nullptr;
+  const std::size_t separator_width = cfg_.scheme == hash_scheme::legacy ? 2 : 1;
   cursor o = cursor_at_end();
   if (open(p, o) == ']') {
     close(p, o);
@@ -601,7 +678,7 @@ const char* direct_walker::array(const char* p, std::size_t depth) {
   while (more > 0) {
     bool is_null;
     if (!value(p, o, depth, is_null)) return nullptr;
-    more = after_element(p, o, ']');
+    more = after_element(p, o, ']', separator_width);
   }
   out_.set_end(o.w);
   return more == 0 ? p : nullptr;
@@ -610,6 +687,7 @@ const char* direct_walker::array(const char* p, std::size_t depth) {
 const char* direct_walker::object(const char* p, std::size_t depth) {
   if (!enter(depth)) return nullptr;
   const bool legacy = cfg_.scheme == hash_scheme::legacy;  // drops top-level nulls
+  const std::size_t separator_width = legacy ? 2 : 1;
   const bool top = depth == 1;
   const std::size_t member_mark = members_.size();
   const std::size_t out_mark = out_.size;
@@ -619,25 +697,58 @@ const char* direct_walker::object(const char* p, std::size_t depth) {
     out_.set_end(o.w);
     return p;
   }
-  // Which shape this is, for the shape cache: a sum of independent products (a chained
-  // multiply per member sat on assemble's critical path). Any value works: hits are verified.
-  std::uint64_t shape_hash = 0;
-  std::uint64_t position = 0;
+  // The shape the first name picked (guess_shape), kept while every next key matches its
+  // pattern in turn; `expected` is the next key's.
+  const shape* guess = nullptr;
+  const name_pattern* expected = nullptr;
+  const name_pattern* expected_end = nullptr;
+  std::uint64_t writes_at_guess = 0;
   bool any_drop = false;
   int more = 1;
   while (more > 0) {
     if (*p != '"') return nullptr;
     const auto span_begin = static_cast<std::size_t>(o.w - o.base);
     std::string_view name;
-    if (!key(p, o, name)) return nullptr;
-    skip_ws(p);
-    if (*p != ':') return nullptr;
+    const char* key_text = p + 1;
+    if (expected != expected_end && matches_pattern(key_text, *expected)) {
+      // The key is the expected name, plain: written as read, in blocks as in key().
+      const std::size_t n = expected->size;
+      char* w = o.w;
+      w[0] = '"';
+      copy_block(w + 1, key_text);
+      copy_block(w + 17, key_text + 16);
+      if (n > pattern_short_max) {
+        copy_block(w + 33, key_text + 32);
+        copy_block(w + 49, key_text + 48);
+      }
+      o.w += n + 2;
+      name = std::string_view(key_text, n);
+      p = key_text + n + 1;
+      ++expected;
+    } else {
+      const bool first = members_.size() == member_mark;
+      guess = nullptr;
+      expected = expected_end = nullptr;
+      if (!key(p, o, name)) return nullptr;
+      if (first && (guess = guess_shape(key_text, name)) != nullptr) {
+        expected = guess->patterns.data() + 1;
+        expected_end = guess->patterns.data() + guess->patterns.size();
+        writes_at_guess = shape_writes_;
+      }
+    }
+    if (!at_after_space(p, ':')) return nullptr;
     ++p;
     skip_ws(p);
-    separator(o, ':');
+    separator(o, ':', separator_width);
     bool is_null;
     const char* value_begin = p;
     if (!value(p, o, depth, is_null)) return nullptr;
+    // Only a nested object or array can have sorted into a slot ('[' | 0x20 is '{'): asked
+    // first, so plain values skip the counter.
+    if ((*value_begin | 0x20) == '{' && guess && shape_writes_ != writes_at_guess) {
+      guess = nullptr;
+      expected = expected_end = nullptr;
+    }
     if (top && capture_) {
       // The last occurrence counts, as in json.loads.
       if (name == capture_->id_field) capture_->id = std::string_view(value_begin, static_cast<std::size_t>(p - value_begin));
@@ -646,29 +757,37 @@ const char* direct_walker::object(const char* p, std::size_t depth) {
     }
     const bool drop = top && ((legacy && is_null) || (cfg_.excluded && cfg_.excluded->contains(name)));
     any_drop |= drop;
-    const std::uint64_t prefix = key_prefix(name.data(), name.size());
-    shape_hash += (prefix ^ (std::uint64_t{name.size()} << 56) ^ ++position) * 0x9E3779B97F4A7C15ull;
-    members_.push_back(member{name.data(), prefix, static_cast<std::uint32_t>(name.size()), span_begin,
+    members_.push_back(member{name.data(), 0, static_cast<std::uint32_t>(name.size()), span_begin,
                               static_cast<std::size_t>(o.w - o.base), drop});
-    more = after_element(p, o, '}');
+    more = after_element(p, o, '}', separator_width);
   }
   if (more < 0) return nullptr;
   out_.set_end(o.w);
-  return assemble(member_mark, out_mark, shape_hash * 0x9E3779B97F4A7C15ull ^ position, any_drop) ? p : nullptr;
+  // Every key matched the guess's names, all of them and no more: the object has its shape.
+  const shape* foreseen = guess && expected == expected_end ? guess : nullptr;
+  return assemble(member_mark, out_mark, foreseen, any_drop) ? p : nullptr;
+}
+
+// The cached shape an object whose first key is `first_name` (raw text at first_key_text) had
+// last, when it has patterns and the first one matches; else null.
+const direct_walker::shape* direct_walker::guess_shape(const char* first_key_text, std::string_view first_name) {
+  const std::uint8_t slot = guess_slot_[guess_index(key_prefix(first_name.data(), first_name.size()), first_name.size())];
+  if (slot == 0 || shapes_.empty()) return nullptr;
+  const shape& s = shapes_[slot - 1u];
+  if (s.patterns.empty() || !matches_pattern(first_key_text, s.patterns[0])) return nullptr;
+  return &s;
 }
 
 const direct_walker::shape* direct_walker::find_shape(std::uint64_t hash, std::size_t member_mark,
                                                       std::size_t count) const {
   const shape& s = shapes_[slot_of(hash)];
-  if (s.hash != hash || s.order.size() != count) return nullptr;
+  if (s.hash != hash || s.names.size() != count) return nullptr;
   const member* m = members_.data() + member_mark;
-  const char* tail = s.tails.data();
+  const shape_name* names = s.names.data();
+  const char* tails = s.tails.data();
   for (std::size_t i = 0; i < count; ++i) {
-    if (m[i].prefix != s.prefixes[i] || m[i].key_size != s.sizes[i]) return nullptr;
-    if (m[i].key_size > 8) {
-      if (!same_bytes(m[i].key + 8, tail, m[i].key_size - 8)) return nullptr;
-      tail += m[i].key_size - 8;
-    }
+    if (m[i].prefix != names[i].prefix || m[i].key_size != names[i].size) return nullptr;
+    if (m[i].key_size > 8 && !same_bytes(m[i].key + 8, tails + names[i].tail_at, m[i].key_size - 8)) return nullptr;
   }
   return &s;
 }
@@ -676,6 +795,7 @@ const direct_walker::shape* direct_walker::find_shape(std::uint64_t hash, std::s
 // Sorts the members from member_mark into `into` (its names, order and duplicates). False:
 // jcs has a duplicate name, which the reference walker reports.
 bool direct_walker::sort_members(std::size_t member_mark, std::size_t count, shape& into) {
+  ++shape_writes_;  // the slot changes: guesses taken from it are stale
   const hash_scheme scheme = cfg_.scheme;
   const member* m = members_.data() + member_mark;
   order_.clear();
@@ -697,49 +817,72 @@ bool direct_walker::sort_members(std::size_t member_mark, std::size_t count, sha
                                        {m[b.member].key, m[b.member].key_size}, scheme);
     return c != 0 ? c < 0 : a.member < b.member;
   });
-  into.prefixes.clear();
-  into.sizes.clear();
+  into.names.clear();
   into.tails.clear();
   into.order.clear();
   into.sorted_already = true;
-  const auto pad_tails = [&into] { into.tails.append(16, '\0'); };  // same_bytes reads blocks
   for (std::size_t i = 0; i < count; ++i) {
-    into.prefixes.push_back(m[i].prefix);
-    into.sizes.push_back(m[i].key_size);
+    into.names.push_back(shape_name{m[i].prefix, m[i].key_size, static_cast<std::uint32_t>(into.tails.size())});
     if (m[i].key_size > 8) into.tails.append(m[i].key + 8, m[i].key_size - 8);
     const member& it = m[order_[i].member];
-    bool shadowed = false;
     if (i + 1 < count) {
       const member& next = m[order_[i + 1].member];
-      shadowed = same_key(it.key, it.key_size, next.key, next.key_size);
-      if (shadowed && scheme == hash_scheme::jcs) return false;
+      if (same_key(it.key, it.key_size, next.key, next.key_size)) {
+        if (scheme == hash_scheme::jcs) return false;
+        into.sorted_already = false;
+        continue;  // json.loads keeps the last of duplicate names: the next entry
+      }
     }
-    into.order.push_back(order_[i].member | (shadowed ? shape::shadowed : 0));
-    if (shadowed || order_[i].member != i) into.sorted_already = false;
+    into.order.push_back(order_[i].member);
+    if (order_[i].member != i) into.sorted_already = false;
   }
-  pad_tails();
+  into.tails.append(16, '\0');  // same_bytes reads whole blocks
+  into.patterns.clear();
+  for (std::size_t i = 0; i < count; ++i) {
+    name_pattern pattern;
+    if (!make_pattern({m[i].key, m[i].key_size}, scheme == hash_scheme::legacy, pattern)) {
+      into.patterns.clear();  // all names or none: a partial match proves nothing
+      break;
+    }
+    into.patterns.push_back(pattern);
+  }
   return true;
 }
 
 // The members were written in input order with separators, so out_[out_mark..] is already the
 // finished object when that order is sorted and nothing is dropped. Otherwise it is rebuilt in
 // sorted order from the recorded spans.
-bool direct_walker::assemble(std::size_t member_mark, std::size_t out_mark, std::uint64_t hash, bool any_drop) {
+bool direct_walker::assemble(std::size_t member_mark, std::size_t out_mark, const shape* foreseen, bool any_drop) {
   const std::size_t count = members_.size() - member_mark;
   if (count == 0) return true;
-  const bool legacy = cfg_.scheme == hash_scheme::legacy;
-  const member* m = members_.data() + member_mark;
+  const std::size_t separator_size = cfg_.scheme == hash_scheme::legacy ? 2 : 1;
+  member* const m = members_.data() + member_mark;
   if (shapes_.empty()) shapes_.resize(shape_slots);
-  const shape* s = find_shape(hash, member_mark, count);
+  const shape* s = foreseen;
   if (!s) {
-    shape& slot = shapes_[slot_of(hash)];
-    if (!sort_members(member_mark, count, slot)) {
-      slot.hash = 0;
-      slot.order.clear();
-      return false;
+    // Which shape this is: each name's prefix and size folded in with a rotation (so order
+    // counts), mixed by one multiply (slot_of keeps the top bits). Any value works: a hit is
+    // verified name by name.
+    std::uint64_t h = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+      m[i].prefix = key_prefix(m[i].key, m[i].key_size);
+      h = ((h << 7) | (h >> 57)) ^ m[i].prefix ^ m[i].key_size;
     }
-    slot.hash = hash;
-    s = &slot;
+    const std::uint64_t hash = (h ^ count) * 0x9E3779B97F4A7C15ull;
+    s = find_shape(hash, member_mark, count);
+    if (!s) {
+      shape& slot = shapes_[slot_of(hash)];
+      if (!sort_members(member_mark, count, slot)) {
+        slot.hash = 0;
+        slot.names.clear();
+        slot.patterns.clear();
+        return false;
+      }
+      slot.hash = hash;
+      s = &slot;
+    }
+    // The next object with this first name tries this shape first.
+    guess_slot_[guess_index(m[0].prefix, m[0].key_size)] = static_cast<std::uint8_t>(s - shapes_.data() + 1);
   }
   if (s->sorted_already && !any_drop) {
     members_.resize(member_mark);
@@ -751,20 +894,23 @@ bool direct_walker::assemble(std::size_t member_mark, std::size_t out_mark, std:
   char* w = scratch_.reserve_more(object_size + 32);
   out_.reserve_more(32);  // copy_span reads past the last span
   const char* src = out_.data.get();
+  const std::uint32_t* order = s->order.data();
+  const std::size_t kept = s->order.size();
   *w++ = '{';
-  bool any = false;
-  for (std::size_t i = 0; i < count; ++i) {
-    const std::uint32_t entry = s->order[i];
-    if (entry & shape::shadowed) continue;  // json.loads keeps the last of duplicate names
-    const member& it = m[entry];
-    if (it.drop) continue;
-    if (any) {
+  // The first member written goes without a separator; every later one with one, unasked.
+  std::size_t i = 0;
+  while (i < kept && m[order[i]].drop) ++i;
+  if (i < kept) {
+    const member& first = m[order[i]];
+    w = copy_span(w, src + first.span_begin, first.span_end - first.span_begin);
+    for (++i; i < kept; ++i) {
+      const member& it = m[order[i]];
+      if (it.drop) continue;
       w[0] = ',';
       w[1] = ' ';
-      w += legacy ? 2 : 1;
+      w += separator_size;
+      w = copy_span(w, src + it.span_begin, it.span_end - it.span_begin);
     }
-    any = true;
-    w = copy_span(w, src + it.span_begin, it.span_end - it.span_begin);
   }
   *w++ = '}';
   scratch_.set_end(w);

@@ -366,6 +366,71 @@ TEST(DirectWalker, ShapeCacheTellsApartNamesThatShareLengthAndPrefix) {
   }
 }
 
+TEST(DirectWalker, ForeseenShapesHoldOnlyWhileEveryKeyMatches) {
+  // An object's first name picks the shape last seen with it, and each next key is matched
+  // against that shape's name in turn instead of scanned; the shape's order is used only when
+  // all names matched, no more and no fewer. Each document below follows one that set up a
+  // guess it must not take: a name that extends the expected one ("ab" vs "abc", the closing
+  // quote decides), one equal only once unescaped, one more or one fewer member, the names in
+  // another order, names in legacy that are escaped (non-ASCII, DEL), 30 and 31 bytes (two
+  // blocks compared or four), 62 and 63 (the longest a pattern holds), and a nested object that
+  // overwrites the guessed slot mid-walk.
+  const std::string n30(30, 'n'), n31(31, 'n'), n62(62, 'n'), n63(63, 'n');
+  const std::vector<std::vector<std::string>> sequences = {
+      {R"({"b":1,"ab":2,"a":3})", R"({"b":1,"abc":2,"a":3})", R"({"b":1,"ab":2,"a":3})"},
+      {R"({"b":1,"ab":2,"a":3})", R"({"b":1,"ab":2,"a":3})", R"({"b":1,"ab":2,"aa":3})"},
+      {R"({"b":1,"ab":2,"a":3})", R"({"b":1,"ab":2,"a":3,"0":4})", R"({"b":1,"ab":2})", R"({"b":1})"},
+      {R"({"b":1,"ab":2,"a":3})", R"({"b":1,"a":2,"ab":3})", R"({"b":1,"ab":2,"a":3})"},
+      {R"({"b":1,"ab":2,"a":3})", R"({"b":1, "ab" :2,"a":3 })", R"({"b":1,"ab":2,"a":3})"},
+      {"{\"z\":1,\"\xc3\xa9\":2,\"a\":3}", "{\"z\":1,\"\xc3\xa9\":2,\"a\":3}", "{\"z\":1,\"\\u00e9\":2,\"a\":3}"},
+      {"{\"z\":1,\"\x7f\":2,\"a\":3}", "{\"z\":1,\"\x7f\":2,\"a\":3}"},
+      {"{\"z\":1,\"" + n30 + "\":2,\"a\":3}", "{\"z\":1,\"" + n30 + "\":2,\"a\":3}", "{\"z\":1,\"" + n30 + "x\":2,\"a\":3}"},
+      {"{\"z\":1,\"" + n31 + "\":2,\"a\":3}", "{\"z\":1,\"" + n31 + "\":2,\"a\":3}", "{\"z\":1,\"" + n30 + "\":2,\"a\":3}",
+       "{\"z\":1,\"" + n31 + "x\":2,\"a\":3}", "{\"z\":1,\"" + n30 + "xy\":2,\"a\":3}"},
+      {"{\"z\":1,\"" + n62 + "\":2,\"a\":3}", "{\"z\":1,\"" + n62 + "\":2,\"a\":3}", "{\"z\":1,\"" + n62 + "x\":2,\"a\":3}",
+       "{\"z\":1,\"" + n63 + "\":2,\"a\":3}", "{\"z\":1,\"" + n63 + "\":2,\"a\":3}", "{\"z\":1,\"" + n62 + "\":2,\"a\":3}"},
+      {R"({"b":1,"ab":2,"a":3})", R"({"b":{"y":1,"x":2},"ab":2,"a":3})", R"({"b":{"q":{"s":1,"r":2},"p":1},"ab":2,"a":3})",
+       R"({"b":1,"ab":{"b":1,"a":0},"a":3})", R"({"b":1,"ab":{"b":1,"c":0},"a":3})"},
+  };
+  for (const auto& sc : scheme_cases()) {
+    SCOPED_TRACE(sc.name);
+    for (const auto& sequence : sequences) {
+      pair_under_test pair(sc.options);
+      for (int round = 0; round < 2; ++round)
+        for (const std::string& doc : sequence) pair.check(doc);
+    }
+    // A nested object (or one inside an array) whose shape lands in the slot the outer object
+    // guessed, with the same last name and another order: the outer object must not take the
+    // slot's new order. About one candidate in 64 shares the slot.
+    {
+      pair_under_test nest(sc.options);
+      std::mt19937 names(11);
+      const auto random_name = [&names] {
+        std::string n(1 + names() % 3, 'c');
+        for (char& c : n) c = static_cast<char>('c' + names() % 10);  // never "b", "m" or "n"
+        return n;
+      };
+      for (int i = 0; i < 1500; ++i) {
+        nest.check(R"({"m":1,"n":2,"b":3})");
+        const std::string z = "z" + random_name(), y = "y" + random_name();
+        nest.check(R"({"m":1,"n":{")" + z + R"(":1,")" + y + R"(":2,"b":3},"b":3})");
+        nest.check(R"({"m":1,"n":2,"b":3})");
+        nest.check(R"({"m":1,"n":[0,{")" + z + R"(":1,")" + y + R"(":2,"b":3}],"b":3})");  // inside an array
+      }
+    }
+    // Many shapes with one first name, through the 64 slots, in a fixed shuffled order.
+    pair_under_test pair(sc.options);
+    std::mt19937 rng(7);
+    for (int i = 0; i < 2000; ++i) {
+      const unsigned k = rng() % 97;
+      std::string doc = R"({"id":1)";
+      for (unsigned j = 0; j < k % 5; ++j) doc += ",\"" + std::string(1, static_cast<char>('z' - (k + j) % 26)) + "\":" + std::to_string(j);
+      doc += ",\"k" + std::to_string(k % 13) + "\":{\"id\":2,\"v" + std::to_string(k % 7) + "\":3}}";
+      pair.check(doc);
+    }
+  }
+}
+
 TEST(DirectWalker, DeclinesWhatOnlyTheReferenceHandles) {
   auto declines = [](const canonical_options& o, const std::string& json) {
     tds::detail::name_set none;
@@ -500,6 +565,49 @@ TEST(DirectWalker, OutputGrowsInsideNestedObjectsAndStrings) {
       doc += "],\"x\":null},\"e\":null,\"a\":1}";
       // Five levels deep: the max_depth 3 case declines (and must agree with the reference).
       EXPECT_EQ(pair.check(doc), sc.options.max_depth >= 5) << width;
+    }
+  }
+}
+
+TEST(DirectWalker, OutputOutgrowingItsInputStaysInsideTheBuffer) {
+  // The walker reserves its output once per document, a bound per input byte (2 in legacy,
+  // 1 in jcs), and the tokens that write more than that make room themselves: legacy's ", "
+  // separators on one-digit elements, DEL and non-ASCII (up to 6 and 3 bytes per byte),
+  // numbers through a double ("1e20" is 21 digits in jcs), escaped names. Each document goes to
+  // a fresh walker, whose buffer is then exactly the bound (above its first 4 KB), with the
+  // widest tokens last. A bound too small writes past the buffer: the ASan build
+  // (scripts/sanitize.sh) reports it.
+  const std::string tails[] = {"0", "\"\x7f\x7f\x7f\x7f\x7f\x7f\x7f\"", "\"\xd8\xb2\xd8\xb2\xd8\xb2 \xd8\xb2\"",
+                               "\"\xf0\x9f\x98\x80\xf0\x9f\x98\x80\"", "1e20", "-1E9", "1e-7", "5e-324",
+                               "{\"\xc3\xa9\":0,\"\\u00e9x\":1e15}", "[1e2,0.0,true]"};
+  for (const auto& sc : scheme_cases()) {
+    SCOPED_TRACE(sc.name);
+    for (const std::string& tail : tails) {
+      for (int n : {1, 2, 3, 17, 64, 65, 300, 3000}) {  // 3000: past the buffers' first 4 KB
+        std::string list = "[", members = "{";
+        for (int i = 0; i < n; ++i) {
+          list += tail + ",";
+          members += "\"" + std::string(1, static_cast<char>('a' + i % 26)) + std::to_string(i) + "\":" + tail + ",";
+        }
+        list.back() = ']';
+        members.back() = '}';
+        for (const std::string& doc : {list, members, "[" + std::string(static_cast<std::size_t>(n), '0') + "," + tail + "]"}) {
+          pair_under_test fresh(sc.options);
+          fresh.check(doc);
+        }
+        // An item of a page: its bound is taken from the page's size.
+        auto reference = tds::canonicalizer::create(sc.options).value();
+        tds::detail::use_direct_walker(reference, false);
+        auto fast = tds::canonicalizer::create(sc.options).value();
+        const std::string page = R"({"items":[{"item_id":1,"x":)" + list + R"(},{"item_id":2,"y":)" + members + "}]}";
+        auto want = reference.hash_page(page);
+        auto got = fast.hash_page(page);
+        ASSERT_EQ(got.ok(), want.ok()) << page;
+        if (!want.ok()) continue;
+        ASSERT_EQ(got.value().records.size(), want.value().records.size());
+        for (std::size_t i = 0; i < want.value().records.size(); ++i)
+          EXPECT_EQ(got.value().records[i].content_digest, want.value().records[i].content_digest) << page;
+      }
     }
   }
 }
