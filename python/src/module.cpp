@@ -576,7 +576,7 @@ class entity_pipeline {
 
   // The canonical text of the units in flight, and where each entity's text ends.
   struct units {
-    static constexpr std::size_t kept_capacity = std::size_t{1} << 20;  // bytes a buffer may keep
+    static constexpr std::size_t kept_capacity = std::size_t{512} << 10;  // bytes a buffer may keep
     std::string text[buffer_count];
     std::vector<std::size_t> ends[buffer_count];
     bool busy = false;
