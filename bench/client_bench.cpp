@@ -20,6 +20,7 @@
 
 #include "../tests/cpp/redis_server.hpp"
 #include "tdscache/client.hpp"
+#include "workload.hpp"
 
 namespace {
 
@@ -35,82 +36,25 @@ std::vector<std::int64_t> check_sizes() {
 }
 bool pin_cores = false;
 
-// Entities shaped like Zoho items: 19-digit ids, a timestamp and a local id, so the stored
-// states are the ~300-byte values production holds.
-struct entity_set {
-  std::vector<std::string> ids;
-  std::vector<std::string> local_ids;
-  std::vector<tds::entity_check> checks;
-
-  explicit entity_set(std::size_t n) {
-    ids.reserve(n);
-    local_ids.reserve(n);
-    checks.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      ids.push_back(std::to_string(2646610000000000000ULL + i));
-      local_ids.push_back(std::to_string(100000 + i));
-    }
-    for (std::size_t i = 0; i < n; ++i) {
-      tds::entity_check c;
-      c.entity_type = "product";
-      c.entity_id = ids[i];
-      c.content_digest = tds::sha256(ids[i]);
-      c.last_modified_time = "2025-11-13T08:30:00+0530";
-      checks.push_back(c);
-    }
-  }
-
-  std::vector<tds::commit_item> commits(const tds::check_result& seen) const {
-    std::vector<tds::commit_item> out;
-    out.reserve(checks.size());
-    for (std::size_t i = 0; i < checks.size(); ++i) {
-      out.push_back(tds::commit_item{checks[i].entity_type, checks[i].entity_id, checks[i].content_digest,
-                                     checks[i].scheme, checks[i].last_modified_time, local_ids[i],
-                                     &seen.items[i].observed});
-    }
-    return out;
-  }
-};
-
-const entity_set& entities(std::size_t n) {
-  static std::map<std::size_t, entity_set> sets;
-  auto it = sets.find(n);
-  if (it == sets.end()) it = sets.emplace(n, entity_set(n)).first;
-  return it->second;
-}
+using tds::bench::collecting_reporter;
+using tds::bench::entities;
+using tds::bench::entity_set;
 
 tds::client make_client(bool over_tcp) {
-  auto cfg = over_tcp ? server->config() : server->unix_config();
-  cfg.command_timeout = std::chrono::milliseconds(30000);
-  auto c = tds::client::connect(cfg);
-  if (!c.ok()) {
-    std::fprintf(stderr, "client: %s\n", c.error().message.c_str());
-    std::exit(1);
-  }
-  return std::move(c).value();
+  return tds::bench::connect_or_exit(over_tcp ? server->config() : server->unix_config());
 }
 
-// Every entity stored and unchanged: the steady state of a sync, where a check reads and
-// decodes every value and skips everything.
+// Every entity stored and unchanged: the steady state of a sync.
 void check_bench(benchmark::State& state, bool over_tcp) {
-  const auto n = static_cast<std::size_t>(state.range(0));
-  const entity_set& set = entities(n);
   auto c = make_client(over_tcp);
-  auto seeded = c.commit(set.commits(c.check(set.checks)));
-  if (seeded.written + seeded.conflicts != n) state.SkipWithError("seeding failed");
-  for (auto _ : state) {
-    auto r = c.check(set.checks);
-    if (r.skipped != n) state.SkipWithError(("check failed: " + r.error.message).c_str());
-    benchmark::DoNotOptimize(r);
-  }
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+  tds::bench::time_checks(state, c, entities(static_cast<std::size_t>(state.range(0))));
 }
 
 // Nothing stored (a first sync, or after invalidation): the transport's own cost per entity,
 // with the cheapest decision. Compared with redis-benchmark's MGET of missing keys.
 void check_empty_bench(benchmark::State& state, bool over_tcp) {
   const auto n = static_cast<std::size_t>(state.range(0));
-  entity_set set(n);
+  entity_set set(n, 1);
   for (auto& c : set.checks) c.entity_type = "absent";  // a type nothing was stored under
   // An empty server, like the one redis-benchmark's MGET reference runs against: lookups in a
   // large keyspace miss the CPU caches and would make the comparison unfair to us.
@@ -144,25 +88,15 @@ command_cost server_cost(std::string_view name) {
   return cost;
 }
 
-// Conditional commits over stored states (mode p: compare, increment, set), as after a sync
-// in which every entity changed. The check that produces the observations is not timed.
+// Commits as after a sync in which every entity changed (tds::bench::time_commits), plus
 // server_us_per_key: the server's own time in the commit script per key (INFO commandstats),
 // the figure the script's design is judged by, free of client and scheduling noise.
 void commit_bench(benchmark::State& state, bool over_tcp) {
-  const auto n = static_cast<std::size_t>(state.range(0));
-  const entity_set& set = entities(n);
+  const entity_set& set = entities(static_cast<std::size_t>(state.range(0)));
   auto c = make_client(over_tcp);
   (void)server->reset_stats();
-  for (auto _ : state) {
-    state.PauseTiming();
-    auto seen = c.check(set.checks);
-    auto commits = set.commits(seen);
-    state.ResumeTiming();
-    auto done = c.commit(commits);
-    if (done.written != n) state.SkipWithError(("commit failed: " + done.error.message).c_str());
-  }
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
-  const double keys = static_cast<double>(state.iterations() * n);
+  tds::bench::time_commits(state, c, set);
+  const double keys = static_cast<double>(state.iterations() * set.checks.size());
   if (keys > 0) state.counters["server_us_per_key"] = server_cost("evalsha").usec / keys;
 }
 
@@ -188,19 +122,6 @@ void register_benchmarks() {
   register_family("check_empty", check_empty_bench, sizes, 1000000, 2);
   register_family("commit", commit_bench, sizes, 100000, 3);
 }
-
-// Keeps items_per_second per run for the ratio table.
-class collecting_reporter : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    ConsoleReporter::ReportRuns(runs);
-    for (const auto& run : runs) {
-      auto it = run.counters.find("items_per_second");
-      if (it != run.counters.end()) rates[run.benchmark_name()] = it->second.value;
-    }
-  }
-  std::map<std::string, double> rates;
-};
 
 // requests/s from `redis-benchmark ... --csv`, or 0.
 double redis_benchmark_rps(std::vector<std::string> args) {

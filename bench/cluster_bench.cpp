@@ -15,99 +15,31 @@
 #include "../tests/cpp/redis_cluster.hpp"
 #include "../tests/cpp/redis_server.hpp"
 #include "tdscache/client.hpp"
+#include "workload.hpp"
 
 namespace {
 
 tds::testing::redis_server* single = nullptr;
 tds::testing::redis_cluster* cluster = nullptr;
 
-// Zoho-shaped entities: 19-digit ids and a timestamp with an offset, so the stored states are
-// the ~300-byte values production holds.
-class workload {
- public:
-  explicit workload(std::size_t n) : ids_(n), checks_(n) {
-    for (std::size_t i = 0; i < n; ++i) {
-      ids_[i] = std::to_string(2646610000000000000ULL + 7919 * i);
-      checks_[i].entity_type = "product";
-      checks_[i].entity_id = ids_[i];
-      checks_[i].content_digest = tds::sha256(ids_[i]);
-      checks_[i].last_modified_time = "2025-11-13T08:30:00+0530";
-    }
-  }
-  const std::vector<tds::entity_check>& checks() const { return checks_; }
-  std::vector<tds::commit_item> commits(const tds::check_result& seen) const {
-    std::vector<tds::commit_item> out(checks_.size());
-    for (std::size_t i = 0; i < checks_.size(); ++i) {
-      const auto& c = checks_[i];
-      out[i] = {c.entity_type, c.entity_id, c.content_digest, c.scheme, c.last_modified_time,
-                std::string_view(ids_[i]).substr(12), &seen.items[i].observed};
-    }
-    return out;
-  }
+using tds::bench::collecting_reporter;
 
- private:
-  std::vector<std::string> ids_;
-  std::vector<tds::entity_check> checks_;
-};
-
-const workload& entities(std::size_t n) {
-  static std::map<std::size_t, workload> made;
-  return made.try_emplace(n, n).first->second;
-}
+// Ids 7,919 apart, as the cluster tests space them.
+constexpr std::uint64_t id_stride = 7919;
 
 tds::client connect(bool on_cluster) {
-  auto cfg = on_cluster ? cluster->config() : single->config();
-  cfg.command_timeout = std::chrono::milliseconds(30000);
-  auto c = tds::client::connect(cfg);
-  if (!c.ok()) {
-    std::fprintf(stderr, "client: %s\n", c.error().message.c_str());
-    std::exit(1);
-  }
-  return std::move(c).value();
+  return tds::bench::connect_or_exit(on_cluster ? cluster->config() : single->config());
 }
 
-// Every entity stored and unchanged: a check reads, decodes and skips each one.
 void check_bench(benchmark::State& state, bool on_cluster) {
-  const auto n = static_cast<std::size_t>(state.range(0));
-  const workload& w = entities(n);
   auto c = connect(on_cluster);
-  auto seeded = c.commit(w.commits(c.check(w.checks())));
-  if (seeded.written + seeded.conflicts != n) state.SkipWithError("seeding failed");
-  for (auto _ : state) {
-    auto r = c.check(w.checks());
-    if (r.skipped != n) state.SkipWithError(("check failed: " + r.error.message).c_str());
-    benchmark::DoNotOptimize(r);
-  }
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+  tds::bench::time_checks(state, c, tds::bench::entities(static_cast<std::size_t>(state.range(0)), id_stride));
 }
 
-// Conditional commits over stored states; the check that observes them is not timed.
 void commit_bench(benchmark::State& state, bool on_cluster) {
-  const auto n = static_cast<std::size_t>(state.range(0));
-  const workload& w = entities(n);
   auto c = connect(on_cluster);
-  for (auto _ : state) {
-    state.PauseTiming();
-    auto seen = c.check(w.checks());
-    auto commits = w.commits(seen);
-    state.ResumeTiming();
-    auto done = c.commit(commits);
-    if (done.written != n) state.SkipWithError(("commit failed: " + done.error.message).c_str());
-  }
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+  tds::bench::time_commits(state, c, tds::bench::entities(static_cast<std::size_t>(state.range(0)), id_stride));
 }
-
-class collecting_reporter : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    ConsoleReporter::ReportRuns(runs);
-    for (const auto& run : runs) {
-      auto it = run.counters.find("items_per_second");
-      if (it != run.counters.end()) rates[run.benchmark_name()] = it->second.value;
-    }
-  }
-  std::map<std::string, double> rates;
-};
 
 }  // namespace
 
