@@ -598,7 +598,7 @@ void object_canonicalizer::write_member_value(workspace& ws, PyObject* v, std::s
   // Decimal and datetime are neither str, int, float, list nor dict: test only those others.
   const bool plain_json = PyUnicode_Check(v) || PyLong_Check(v) || PyFloat_Check(v) || PyDict_Check(v) ||
                           PyList_Check(v) || v == Py_None;
-  if (top && !plain_json && options_.scheme == hash_scheme::legacy) {
+  if (top && !plain_json) {
     const auto& sp = specials();
     if (is_instance(v, sp.decimal)) {
       py_ref text(PyObject_Str(v));  // the production service stores str(Decimal)

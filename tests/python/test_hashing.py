@@ -75,6 +75,16 @@ def test_decimal_and_datetime_follow_the_legacy_rules() -> None:
     assert h.hexdigest(data) == legacy_hash(data)
 
 
+def test_jcs_treats_top_level_decimal_and_datetime_as_legacy_does() -> None:
+    # The top-level normalization is the service's, whatever the scheme; nested values go
+    # through str() (json.dumps' default=str).
+    h = tdscache.Hasher("jcs")
+    data = {"p": Decimal("1.50"), "t": datetime(2025, 1, 1, 10, 0), "nested": {"t": datetime(2025, 1, 1)}}
+    expected = b'{"nested":{"t":"2025-01-01 00:00:00"},"p":"1.50","t":"2025-01-01T10:00:00"}'
+    for _ in range(3):  # the last calls go through the dicts' cached shapes
+        assert h.canonical(data) == expected
+
+
 def test_other_types_go_through_str_like_default_str() -> None:
     h = tdscache.Hasher()
     u = uuid.UUID(int=7)
