@@ -47,7 +47,8 @@ inline std::size_t slot_of(std::uint64_t hash) {
 }
 
 // Equal bytes, for member names (mostly under 24 bytes): overlapping word loads that stay
-// inside both ranges, no call.
+// inside both ranges, no call. (Python's str data has no padding to read past, unlike the direct
+// walker's same_bytes.) std::memcmp here cost 1.7% more instructions per entity (callgrind).
 inline bool same_bytes(const char* a, const char* b, std::size_t n) {
   if (n >= 8) {
     std::uint64_t x, y;
