@@ -415,6 +415,43 @@ TEST(StateFastDifferential, EveryByteAtEveryPositionOfAStringAgrees) {
   }
 }
 
+// tdscache's own layout is matched name by name and separator by separator, 8 bytes a step:
+// every byte value at every position of such values (names, separators, strings, nulls,
+// the count), and each byte deleted or doubled, must still agree with the DOM.
+TEST(StateFastDifferential, EveryByteAtEveryPositionOfTheOwnLayoutAgrees) {
+  entity_state s;
+  s.entity_type = "product";
+  s.entity_id = "2646610000000113574";
+  s.local_id = "100000";
+  s.content_hash = std::string(hash_a);
+  s.last_modified_time = "2025-11-13T08:30:00+0530";
+  s.cached_at = "2025-11-13T08:35:21.123456";
+  s.sync_count = 12;
+  entity_state bare = s;
+  bare.local_id.reset();
+  bare.last_modified_time.reset();
+  bare.scheme = hash_scheme::jcs;
+  bare.sync_count = 0;
+  tds::digest d{};
+  for (std::size_t i = 0; i < d.bytes.size(); ++i) {
+    d.bytes[i] = static_cast<std::uint8_t>(std::stoi(std::string(hash_a.substr(2 * i, 2)), nullptr, 16));
+  }
+  for (const entity_state& state : {s, bare}) {
+    const std::string value = tds::encode_state(state);
+    ASSERT_TRUE(scans(value)) << value;
+    for (std::size_t at = 0; at < value.size(); ++at) {
+      for (int byte = 0; byte < 256; ++byte) {
+        std::string changed = value;
+        changed[at] = static_cast<char>(byte);
+        expect_agreement(changed, d);
+      }
+      expect_agreement(std::string(value).erase(at, 1), d);
+      expect_agreement(std::string(value).insert(at, 1, value[at]), d);
+      if (::testing::Test::HasFailure()) return;  // one broken value is enough to read
+    }
+  }
+}
+
 // The encoder copies plain runs 16 and 8 bytes at a time: one byte of every value at every
 // position of a 1-40 byte string must come out as it does on its own.
 TEST(StateFastPath, EncoderEscapesEveryByteAtEveryPositionAsOnItsOwn) {
