@@ -300,7 +300,7 @@ TEST_F(Client, CheckOf1312EntitiesIsTwoMgetsAndCommitSendsOnlyEvalsha) {
   ASSERT_TRUE(server_->reset_stats());
   auto seen = c.check(checks);
   EXPECT_EQ(seen.by_reason[static_cast<int>(reason::no_cache_entry)], 1312u);
-  EXPECT_EQ(server_->calls("mget"), 2u) << "1312 keys in chunks of 1000";
+  EXPECT_EQ(server_->calls("mget"), 2u) << "1312 keys, at most 1000 per MGET";
   EXPECT_EQ(server_->calls("get"), 0u);
 
   ASSERT_TRUE(server_->reset_stats());
