@@ -123,13 +123,11 @@ reason decide_from_view(const entity_check& check, const detail::state_view& sta
   return reason::unchanged;
 }
 
-reason decide_from_state(const entity_check& check, std::string_view value,
-                         const decision_policy& policy, instant now) {
-  // The common case, a value tdscache or the legacy service wrote, decodes into views of the
-  // value; anything else goes through the reference decoder (same state, or its error).
-  if (detail::state_view view; detail::scan_state(value, view)) {
-    return decide_from_view(check, view, policy, now);
-  }
+// The reference decoder's answer: the same rules over the DOM-decoded state, or its error.
+// Out of line, so its state and view are not zeroed on the fast path's stack frame too
+// (measured: that zeroing was two thirds of decide_from_state's time).
+[[gnu::noinline]] reason decide_from_dom(const entity_check& check, std::string_view value,
+                                         const decision_policy& policy, instant now) {
   result<entity_state> decoded = detail::decode_state_dom(value);
   if (!decoded) {
     // Running out of memory says nothing about the entry; report it as the check failing.
@@ -144,6 +142,16 @@ reason decide_from_state(const entity_check& check, std::string_view value,
   view.cached_at = s.cached_at;
   if (s.last_modified_time) view.last_modified_time = *s.last_modified_time;
   return decide_from_view(check, view, policy, now);
+}
+
+reason decide_from_state(const entity_check& check, std::string_view value,
+                         const decision_policy& policy, instant now) {
+  // The common case, a value tdscache or the legacy service wrote, decodes into views of the
+  // value; anything else goes through the reference decoder (same state, or its error).
+  if (detail::state_view view; detail::scan_state(value, view)) {
+    return decide_from_view(check, view, policy, now);
+  }
+  return decide_from_dom(check, value, policy, now);
 }
 
 }  // namespace

@@ -526,7 +526,11 @@ inline bool string_or_null(const char*& p, const char* end, std::optional<std::s
 bool scan_own_layout(std::string_view value, state_view& out) noexcept {
   const char* p = value.data();
   const char* const end = p + value.size();
-  out = state_view{};
+  // Every field is written below or reset here: zeroing the whole view (a rep stos) cost
+  // more than a third of this function's time.
+  out.local_id.reset();
+  out.last_modified_time.reset();
+  out.scheme.reset();
   if (!fixed_text(p, end, "{\"entity_type\": \"") || !scan_string(p, end, out.entity_type)) return false;
   if (!fixed_text(p, end, ", \"entity_id\": \"") || !scan_string(p, end, out.entity_id)) return false;
   if (!fixed_text(p, end, ", \"local_id\": ") || !string_or_null(p, end, out.local_id)) return false;

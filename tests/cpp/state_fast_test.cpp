@@ -415,10 +415,8 @@ TEST(StateFastDifferential, EveryByteAtEveryPositionOfAStringAgrees) {
   }
 }
 
-// tdscache's own layout is matched name by name and separator by separator, 8 bytes a step:
-// every byte value at every position of such values (names, separators, strings, nulls,
-// the count), and each byte deleted or doubled, must still agree with the DOM.
-TEST(StateFastDifferential, EveryByteAtEveryPositionOfTheOwnLayoutAgrees) {
+// A state as tdscache writes it for a Zoho item: every optional field set but hash_scheme.
+entity_state zoho_state() {
   entity_state s;
   s.entity_type = "product";
   s.entity_id = "2646610000000113574";
@@ -427,6 +425,14 @@ TEST(StateFastDifferential, EveryByteAtEveryPositionOfTheOwnLayoutAgrees) {
   s.last_modified_time = "2025-11-13T08:30:00+0530";
   s.cached_at = "2025-11-13T08:35:21.123456";
   s.sync_count = 12;
+  return s;
+}
+
+// tdscache's own layout is matched name by name and separator by separator, 8 bytes a step:
+// every byte value at every position of such values (names, separators, strings, nulls,
+// the count), and each byte deleted or doubled, must still agree with the DOM.
+TEST(StateFastDifferential, EveryByteAtEveryPositionOfTheOwnLayoutAgrees) {
+  const entity_state s = zoho_state();
   entity_state bare = s;
   bare.local_id.reset();
   bare.last_modified_time.reset();
@@ -449,6 +455,27 @@ TEST(StateFastDifferential, EveryByteAtEveryPositionOfTheOwnLayoutAgrees) {
       expect_agreement(std::string(value).insert(at, 1, value[at]), d);
       if (::testing::Test::HasFailure()) return;  // one broken value is enough to read
     }
+  }
+}
+
+TEST(StateFastPath, AViewScannedAgainHoldsNothingOfTheValueBefore) {
+  // The scanner writes every field rather than clearing the whole view first: a value with
+  // nulls and no hash_scheme, scanned into a view that held one with all of them, must not
+  // inherit them.
+  entity_state full = zoho_state();
+  full.scheme = hash_scheme::jcs;
+  entity_state bare = full;
+  bare.local_id.reset();
+  bare.last_modified_time.reset();
+  bare.scheme.reset();
+  bare.sync_count = 1;
+  const std::string first = tds::encode_state(full), second = tds::encode_state(bare);
+  for (const std::string* value : {&first, &second}) {
+    tds::detail::state_view view;
+    ASSERT_TRUE(tds::detail::scan_state(first, view));
+    ASSERT_TRUE(tds::detail::scan_state(*value, view));
+    const entity_state expected = value == &first ? full : bare;
+    EXPECT_TRUE(same_state(tds::detail::to_entity_state(view), expected)) << *value;
   }
 }
 
