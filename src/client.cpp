@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 
 #include <chrono>
+#include <cstring>
 #include <mutex>
 #include <unordered_set>
 #include <new>
@@ -157,8 +158,23 @@ std::int64_t stored_sync_count(std::string_view value) noexcept {
 std::size_t key_size(std::string_view prefix, std::string_view type, std::string_view id) noexcept {
   return prefix.size() + type.size() + id.size() + 2;
 }
+// Writes the key's key_size() bytes at out; returns their end.
+char* write_key(char* out, std::string_view prefix, std::string_view type, std::string_view id) noexcept {
+  const auto put = [&](std::string_view text) {
+    if (!text.empty()) std::memcpy(out, text.data(), text.size());
+    out += text.size();
+  };
+  put(prefix);
+  *out++ = ':';
+  put(type);
+  *out++ = ':';
+  put(id);
+  return out;
+}
 void append_key(std::string& out, std::string_view prefix, std::string_view type, std::string_view id) {
-  out.append(prefix).append(1, ':').append(type).append(1, ':').append(id);
+  const std::size_t at = out.size();
+  out.resize(at + key_size(prefix, type, id));
+  write_key(out.data() + at, prefix, type, id);
 }
 
 bool is_transport_status(status s) noexcept {
@@ -312,22 +328,24 @@ struct key_plan {
 key_plan plan_keys(const std::string& prefix, std::span<const entity_check> items) {
   key_plan plan;
   std::size_t arena_size = 0;
+  std::size_t with_id = 0;
   for (const auto& it : items) {
-    if (!it.entity_id.empty()) arena_size += key_size(prefix, it.entity_type, it.entity_id);
+    if (it.entity_id.empty()) continue;
+    arena_size += key_size(prefix, it.entity_type, it.entity_id);
+    ++with_id;
   }
-  plan.arena.reserve(arena_size);
-  plan.item_of_key.reserve(items.size());
+  // Sized once and written through a pointer: one key is three copies, not five appends
+  // that each check the capacity; the views stay valid because the arena never grows.
+  plan.arena.resize(arena_size);
+  plan.keys.reserve(with_id);
+  plan.item_of_key.reserve(with_id);
+  char* at = plan.arena.data();
   for (std::size_t i = 0; i < items.size(); ++i) {
     if (items[i].entity_id.empty()) continue;
-    append_key(plan.arena, prefix, items[i].entity_type, items[i].entity_id);
+    char* const start = at;
+    at = write_key(at, prefix, items[i].entity_type, items[i].entity_id);
+    plan.keys.emplace_back(start, static_cast<std::size_t>(at - start));
     plan.item_of_key.push_back(i);
-  }
-  plan.keys.reserve(plan.item_of_key.size());
-  std::size_t at = 0;
-  for (const std::size_t i : plan.item_of_key) {
-    const std::size_t len = key_size(prefix, items[i].entity_type, items[i].entity_id);
-    plan.keys.emplace_back(plan.arena.data() + at, len);
-    at += len;
   }
   return plan;
 }

@@ -8,6 +8,10 @@
 #include <limits>
 #include <new>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "tdscache/state.hpp"
 
 namespace tds {
@@ -23,6 +27,39 @@ constexpr std::array<std::string_view, reason_count> reason_names = {
 // Text that is not 64 hex digits never matches, which means "changed", which means sync.
 bool same_digest(std::string_view stored_hex, const digest& d) noexcept {
   if (stored_hex.size() != d.bytes.size() * 2) return false;
+#if defined(__SSE2__)
+  // Every entity a sync skips comes through here, so 16 digits a step: the digest's bytes
+  // become lowercase hex, which must equal the stored text with bit 0x20 set. That bit maps
+  // 'A'-'F' onto 'a'-'f' and leaves digits and 'a'-'f' alone; the only other bytes it could
+  // map onto a hex digit are 0x10-0x19 (onto '0'-'9'), and those, like every byte from 0x80
+  // on, are below '0' as signed bytes, which fails the match.
+  const __m128i low_nibble = _mm_set1_epi8(0x0f);
+  const __m128i nine = _mm_set1_epi8(9);
+  const __m128i zero_char = _mm_set1_epi8('0');
+  const __m128i letter_gap = _mm_set1_epi8('a' - '0' - 10);
+  const __m128i case_bit = _mm_set1_epi8(0x20);
+  const auto to_hex = [&](__m128i nibbles) {
+    const __m128i letters = _mm_and_si128(_mm_cmpgt_epi8(nibbles, nine), letter_gap);
+    return _mm_add_epi8(_mm_add_epi8(nibbles, zero_char), letters);
+  };
+  const auto matches = [&](__m128i expected, const char* text) {
+    const __m128i stored = _mm_loadu_si128(reinterpret_cast<const __m128i*>(text));
+    const __m128i same = _mm_cmpeq_epi8(_mm_or_si128(stored, case_bit), expected);
+    const __m128i below = _mm_cmplt_epi8(stored, zero_char);
+    return _mm_movemask_epi8(_mm_andnot_si128(below, same)) == 0xffff;
+  };
+  for (std::size_t half = 0; half < 2; ++half) {
+    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d.bytes.data() + 16 * half));
+    const __m128i high = _mm_and_si128(_mm_srli_epi16(bytes, 4), low_nibble);
+    const __m128i low = _mm_and_si128(bytes, low_nibble);
+    const char* text = stored_hex.data() + 32 * half;
+    if (!matches(to_hex(_mm_unpacklo_epi8(high, low)), text) ||
+        !matches(to_hex(_mm_unpackhi_epi8(high, low)), text + 16)) {
+      return false;
+    }
+  }
+  return true;
+#else
   // An early exit, on purpose: GCC vectorizes an OR-accumulating loop into byte-by-byte word
   // assembly that costs several times this one.
   for (std::size_t i = 0; i < d.bytes.size(); ++i) {
@@ -31,6 +68,7 @@ bool same_digest(std::string_view stored_hex, const digest& d) noexcept {
     if ((high | low) > 0xf || ((high << 4) | low) != d.bytes[i]) return false;
   }
   return true;
+#endif
 }
 
 // now - max_age, saturating, so a huge or negative max age cannot wrap around.
@@ -85,13 +123,11 @@ reason decide_from_view(const entity_check& check, const detail::state_view& sta
   return reason::unchanged;
 }
 
-reason decide_from_state(const entity_check& check, std::string_view value,
-                         const decision_policy& policy, instant now) {
-  // The common case, a value tdscache or the legacy service wrote, decodes into views of the
-  // value; anything else goes through the reference decoder (same state, or its error).
-  if (detail::state_view view; detail::scan_state(value, view)) {
-    return decide_from_view(check, view, policy, now);
-  }
+// The reference decoder's answer: the same rules over the DOM-decoded state, or its error.
+// Out of line, so its state and view are not zeroed on the fast path's stack frame too
+// (measured: that zeroing was two thirds of decide_from_state's time).
+[[gnu::noinline]] reason decide_from_dom(const entity_check& check, std::string_view value,
+                                         const decision_policy& policy, instant now) {
   result<entity_state> decoded = detail::decode_state_dom(value);
   if (!decoded) {
     // Running out of memory says nothing about the entry; report it as the check failing.
@@ -106,6 +142,16 @@ reason decide_from_state(const entity_check& check, std::string_view value,
   view.cached_at = s.cached_at;
   if (s.last_modified_time) view.last_modified_time = *s.last_modified_time;
   return decide_from_view(check, view, policy, now);
+}
+
+reason decide_from_state(const entity_check& check, std::string_view value,
+                         const decision_policy& policy, instant now) {
+  // The common case, a value tdscache or the legacy service wrote, decodes into views of the
+  // value; anything else goes through the reference decoder (same state, or its error).
+  if (detail::state_view view; detail::scan_state(value, view)) {
+    return decide_from_view(check, view, policy, now);
+  }
+  return decide_from_dom(check, value, policy, now);
 }
 
 }  // namespace

@@ -24,32 +24,32 @@ constexpr std::string_view scan_count = "1000";
 // UNLINK batch: one command per 1000 keys, the same trade-off as MGET chunks.
 constexpr std::size_t unlink_batch = 1000;
 
-// `name key...` commands of at most `chunk` keys each, formatted one command per next().
+// `name key...` commands cut by chunk_layout, formatted one command per next().
 class chunked_source final : public command_source {
  public:
-  chunked_source(std::string_view name, std::span<const std::string_view> keys, std::size_t chunk)
-      : name_(name), keys_(keys), chunk_(chunk) {}
-  std::size_t commands() const { return (keys_.size() + chunk_ - 1) / chunk_; }
+  chunked_source(std::string_view name, std::span<const std::string_view> keys, const chunk_layout& layout)
+      : name_(name), keys_(keys), layout_(layout) {}
 
   result<std::string_view> next() override {
-    if (pos_ >= keys_.size()) return std::string_view{};
-    const std::size_t end = std::min(keys_.size(), pos_ + chunk_);
+    if (index_ >= layout_.commands()) return std::string_view{};
+    const std::size_t start = layout_.start(index_);
+    const std::size_t end = start + layout_.size(index_);
+    ++index_;
     argv_.clear();
     argv_.push_back(name_);
-    argv_.insert(argv_.end(), keys_.begin() + static_cast<std::ptrdiff_t>(pos_),
+    argv_.insert(argv_.end(), keys_.begin() + static_cast<std::ptrdiff_t>(start),
                  keys_.begin() + static_cast<std::ptrdiff_t>(end));
-    pos_ = end;
     bytes_.clear();
     if (auto r = append_command(bytes_, argv_); !r.ok()) return r.error();
     return std::string_view(bytes_);
   }
-  void rewind() override { pos_ = 0; }
+  void rewind() override { index_ = 0; }
 
  private:
   std::string_view name_;
   std::span<const std::string_view> keys_;
-  std::size_t chunk_;
-  std::size_t pos_ = 0;
+  chunk_layout layout_;
+  std::size_t index_ = 0;
   std::vector<std::string_view> argv_;
   std::string bytes_;
 };
@@ -104,14 +104,14 @@ class single_store final : public store {
     out.clear();
     out.resize(keys.size());
     if (keys.empty()) return report;
-    const std::size_t chunk = std::max<std::size_t>(1, cfg_.mget_chunk);
-    chunked_source source("MGET", keys, chunk);
+    const chunk_layout layout(keys.size(), std::max<std::size_t>(1, cfg_.mget_chunk));
+    chunked_source source("MGET", keys, layout);
     std::size_t answered = 0;
     auto r = session_.exchange(
-        source, source.commands(),
+        source, layout.commands(),
         [&](std::size_t i, reply& rep) -> result<void> {
-          const std::size_t start = i * chunk;
-          const std::size_t count = std::min(chunk, keys.size() - start);
+          const std::size_t start = layout.start(i);
+          const std::size_t count = layout.size(i);
           answered = i + 1;
           if (rep.type == reply::kind::array && rep.elements.size() == count) {
             for (std::size_t j = 0; j < count; ++j) {
@@ -137,7 +137,7 @@ class single_store final : public store {
         until);
     if (!r.ok()) {
       // A retried exchange starts over, so `answered` counts replies of the last attempt only.
-      const std::size_t done_keys = std::min(keys.size(), answered * chunk);
+      const std::size_t done_keys = layout.start(answered);
       for (std::size_t i = done_keys; i < keys.size(); ++i) out[i] = lookup_result{};
       report.note(r.error(), keys.size() - done_keys, true);
       if (on_ready && done_keys < keys.size()) on_ready(done_keys, keys.size() - done_keys);
@@ -214,11 +214,12 @@ class single_store final : public store {
 
   result<std::uint64_t> unlink(std::span<const std::string_view> keys, deadline until) override {
     if (keys.empty()) return std::uint64_t{0};
-    chunked_source source("UNLINK", keys, unlink_batch);
+    const chunk_layout layout(keys.size(), unlink_batch);
+    chunked_source source("UNLINK", keys, layout);
     std::uint64_t removed = 0;
     error failure;
     auto r = session_.exchange(
-        source, source.commands(),
+        source, layout.commands(),
         [&](std::size_t, reply& rep) -> result<void> {
           if (rep.type == reply::kind::integer) {
             removed += static_cast<std::uint64_t>(rep.integer);

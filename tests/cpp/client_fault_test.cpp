@@ -55,6 +55,14 @@ client make(tds::client_config cfg) {
   return std::move(c).value();
 }
 
+// The config that logs in as an ACL user the server was started with (password "pw").
+tds::client_config as_user(const redis_server& server, std::string_view user) {
+  auto cfg = server.config();
+  cfg.username = user;
+  cfg.password = "pw";
+  return cfg;
+}
+
 void expect_all_cache_errors(const tds::check_result& r, std::size_t n) {
   ASSERT_EQ(r.items.size(), n);
   EXPECT_EQ(r.cache_errors, n);
@@ -201,10 +209,7 @@ TEST(ClientFaults, StalledServerCostsOneTimeoutNotOnePerEntity) {
 TEST(ClientFaults, AclUserWithoutMgetGetsAClearErrorAndSyncsEverything) {
   redis_server server({.extra_args = {"--user", "limited", "on", ">pw", "~*", "+@all", "-mget"}});
   ASSERT_TRUE(server.start()) << server.last_error();
-  auto cfg = server.config();
-  cfg.username = "limited";
-  cfg.password = "pw";
-  client c = make(cfg);
+  client c = make(as_user(server, "limited"));
   batch b(30);
   for (int round = 0; round < 5; ++round) {  // more rounds than breaker_failures
     auto r = c.check(b.checks);
@@ -220,13 +225,30 @@ TEST(ClientFaults, AclUserWithoutMgetGetsAClearErrorAndSyncsEverything) {
   EXPECT_TRUE(c.ping().ok());
 }
 
+TEST(ClientFaults, AnMgetRefusedForOneKeyFailsExactlyTheEntitiesOfItsChunk) {
+  // The user may read product states only. One entity of another type, last in the batch,
+  // makes the server refuse the MGET that carries it (NOPERM), and only that one: the two
+  // chunks of 1,312 keys are 656 + 656, and each entity must be decided on its own key's answer.
+  redis_server server({.extra_args = {"--user", "products", "on", ">pw", "~tds:entity:state:product:*",
+                                      "+@all"}});
+  ASSERT_TRUE(server.start()) << server.last_error();
+  client c = make(as_user(server, "products"));
+  batch b(1312);
+  b.checks.back().entity_type = "secret";
+  auto r = c.check(b.checks);
+  ASSERT_EQ(r.items.size(), 1312u);
+  for (std::size_t i = 0; i < 1312; ++i) {
+    const reason expected = i < 656 ? reason::no_cache_entry : reason::cache_check_error;
+    ASSERT_EQ(r.items[i].why, expected) << "entity " << i;
+  }
+  EXPECT_EQ(r.error.code, status::auth) << r.error.message;
+  EXPECT_NE(r.error.message.find("NOPERM"), std::string::npos) << r.error.message;
+}
+
 TEST(ClientFaults, AclUserWithoutEvalshaCannotCommitButChecksStayCorrect) {
   redis_server server({.extra_args = {"--user", "reader", "on", ">pw", "~*", "+@all", "-evalsha", "-eval"}});
   ASSERT_TRUE(server.start()) << server.last_error();
-  auto cfg = server.config();
-  cfg.username = "reader";
-  cfg.password = "pw";
-  client c = make(cfg);
+  client c = make(as_user(server, "reader"));
   batch b(10);
   auto seen = c.check(b.checks);
   ASSERT_EQ(seen.cache_errors, 0u) << seen.error.message;

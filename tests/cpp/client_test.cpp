@@ -4,6 +4,7 @@
 // Failure behaviour (dead, stalled, refusing servers) is in client_fault_test.cpp.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <barrier>
 #include <string>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "redis_server.hpp"
+#include "store.hpp"
 #include "tdscache/client.hpp"
 #include "tdscache/timestamp.hpp"
 
@@ -59,6 +61,16 @@ std::string legacy_value(std::string_view id, const tds::digest& d, std::string_
          "\", \"local_id\": \"12345\", \"content_hash\": \"" + d.hex() +
          "\", \"last_modified_time\": \"2025-11-13T08:30:00\", \"cached_at\": \"" +
          std::string(cached_at) + "\", \"sync_count\": " + std::to_string(sync_count) + "}";
+}
+
+// n checks over 19-digit Zoho-like ids (kept in `ids`, which the checks view), each with its
+// id's digest.
+std::vector<entity_check> numbered_checks(std::vector<std::string>& ids, int n) {
+  ids.clear();
+  for (int i = 0; i < n; ++i) ids.push_back(std::to_string(2646610000000000000LL + i));
+  std::vector<entity_check> checks;
+  for (const auto& id : ids) checks.push_back(item("product", id, digest_of(id)));
+  return checks;
 }
 
 // One server for the suite; each test starts from an empty database and zeroed commandstats.
@@ -284,13 +296,11 @@ TEST_F(Client, StateKeysGetTheConfiguredTtl) {
 TEST_F(Client, CheckOf1312EntitiesIsTwoMgetsAndCommitSendsOnlyEvalsha) {
   auto c = make();
   std::vector<std::string> ids;
-  for (int i = 0; i < 1312; ++i) ids.push_back(std::to_string(2646610000000000000LL + i));
-  std::vector<entity_check> checks;
-  for (const auto& id : ids) checks.push_back(item("product", id, digest_of(id)));
+  const std::vector<entity_check> checks = numbered_checks(ids, 1312);
   ASSERT_TRUE(server_->reset_stats());
   auto seen = c.check(checks);
   EXPECT_EQ(seen.by_reason[static_cast<int>(reason::no_cache_entry)], 1312u);
-  EXPECT_EQ(server_->calls("mget"), 2u) << "1312 keys in chunks of 1000";
+  EXPECT_EQ(server_->calls("mget"), 2u) << "1312 keys, at most 1000 per MGET";
   EXPECT_EQ(server_->calls("get"), 0u);
 
   ASSERT_TRUE(server_->reset_stats());
@@ -309,6 +319,64 @@ TEST_F(Client, CheckOf1312EntitiesIsTwoMgetsAndCommitSendsOnlyEvalsha) {
   auto again = c.check(checks);
   EXPECT_EQ(again.skipped, 1312u);
   EXPECT_EQ(server_->calls("mget"), 2u);
+}
+
+// Keys per MGET as the server saw them: SLOWLOG (everything logged) shows a command's first
+// 31 arguments, then "... (N more arguments)".
+std::vector<std::size_t> logged_mget_sizes(redis_server& server) {
+  std::vector<std::size_t> sizes;
+  auto log = server.command({"SLOWLOG", "GET", "1000"});
+  if (!log.ok()) return sizes;
+  for (const auto& entry : log.value().elements) {
+    if (entry.elements.size() < 4) continue;
+    const auto& args = entry.elements[3].elements;
+    if (args.empty() || args[0].str != "MGET") continue;
+    std::size_t keys = args.size() - 1;
+    if (const auto& last = args.back().str; last.rfind("... (", 0) == 0) {
+      keys = args.size() - 2 + std::stoul(last.substr(5));
+    }
+    sizes.push_back(keys);
+  }
+  std::reverse(sizes.begin(), sizes.end());  // SLOWLOG lists the newest first
+  return sizes;
+}
+
+TEST_F(Client, MgetChunksAreEvenSoTheServerServesOneWhileTheClientDecodesAnother) {
+  auto c = make();
+  std::vector<std::string> ids;
+  const std::vector<entity_check> checks = numbered_checks(ids, 1312);
+  ASSERT_TRUE(c.commit(commits_for(checks, c.check(checks))).written == 1312u);
+  ASSERT_TRUE(server_->command({"CONFIG", "SET", "slowlog-log-slower-than", "0"}).ok());
+  ASSERT_TRUE(server_->command({"SLOWLOG", "RESET"}).ok());
+  auto again = c.check(checks);
+  const auto sizes = logged_mget_sizes(*server_);
+  ASSERT_TRUE(server_->command({"CONFIG", "SET", "slowlog-log-slower-than", "10000"}).ok());
+  EXPECT_EQ(again.skipped, 1312u) << again.error.message;
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{656, 656})) << "not 1000 + 312";
+}
+
+TEST(ChunkLayout, CutsIntoTheFewestCommandsOfEvenSizeNoneOverTheChunk) {
+  for (const std::size_t chunk : {1u, 2u, 3u, 100u, 1000u}) {
+    for (const std::size_t n : {0u, 1u, 2u, 99u, 100u, 101u, 999u, 1000u, 1001u, 1312u, 2999u, 100000u}) {
+      const tds::detail::chunk_layout layout(n, chunk);
+      ASSERT_EQ(layout.commands(), (n + chunk - 1) / chunk) << n << " keys, chunk " << chunk;
+      std::size_t next = 0, smallest = SIZE_MAX, largest = 0;
+      for (std::size_t i = 0; i < layout.commands(); ++i) {
+        ASSERT_EQ(layout.start(i), next) << "command " << i << " of " << n << " keys, chunk " << chunk;
+        ASSERT_GE(layout.size(i), 1u);
+        ASSERT_LE(layout.size(i), chunk);
+        smallest = std::min(smallest, layout.size(i));
+        largest = std::max(largest, layout.size(i));
+        next += layout.size(i);
+      }
+      EXPECT_EQ(next, n);
+      EXPECT_EQ(layout.start(layout.commands()), n) << "the keys a failure leaves unanswered start here";
+      if (n > 0) EXPECT_LE(largest - smallest, 1u);
+    }
+  }
+  const tds::detail::chunk_layout layout(1312, 1000);
+  EXPECT_EQ(layout.size(0), 656u);
+  EXPECT_EQ(layout.size(1), 656u);
 }
 
 // observe() then check(items, observation): the reads go out before the digests are known

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <string>
 
 #include "tdscache/state.hpp"
@@ -174,6 +175,40 @@ TEST(Decide, StoredHashIsComparedCaseInsensitively) {
   for (char& c : s.state.content_hash) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   ASSERT_NE(s.state.content_hash, hex_of(s.check.content_digest));
   EXPECT_EQ(s.decide_present(), reason::unchanged);
+}
+
+TEST(Decide, OnlyTheStoredDigitItselfInEitherCaseMatchesAtEveryPosition) {
+  // The hash compare goes 16 digits a step: every byte at every position of the stored hash,
+  // over digests holding every nibble in both halves of a byte, must match only when it is
+  // the expected digit (either case). Bytes that are no digit make the value corrupt.
+  for (const std::uint8_t seed : {0, 1, 7}) {
+    scenario s;
+    for (std::size_t i = 0; i < s.check.content_digest.bytes.size(); ++i) {
+      s.check.content_digest.bytes[i] = static_cast<std::uint8_t>(0x01 + 0x22 * i + seed * 0x11);
+    }
+    const std::string hex = hex_of(s.check.content_digest);
+    for (std::size_t at = 0; at < hex.size(); ++at) {
+      for (int b = 0; b < 256; ++b) {
+        const char c = static_cast<char>(b);
+        s.state.content_hash = hex;
+        s.state.content_hash[at] = c;
+        const bool same = c == hex[at] || c == static_cast<char>(std::toupper(static_cast<unsigned char>(hex[at])));
+        const reason got = s.decide_present();
+        if (same) {
+          ASSERT_EQ(got, reason::unchanged) << "byte " << b << " at " << at;
+        } else {
+          ASSERT_NE(got, reason::unchanged) << "byte " << b << " at " << at;
+        }
+      }
+    }
+    // And every single bit of the digest.
+    s.state.content_hash = hex;
+    for (std::size_t bit = 0; bit < 256; ++bit) {
+      scenario flipped = s;
+      flipped.check.content_digest.bytes[bit / 8] ^= static_cast<std::uint8_t>(1u << (bit % 8));
+      ASSERT_EQ(flipped.decide_present(), reason::content_changed) << "bit " << bit;
+    }
+  }
 }
 
 TEST(Decide, ContentChangeComesBeforeExpiry) {

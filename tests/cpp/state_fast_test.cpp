@@ -415,6 +415,70 @@ TEST(StateFastDifferential, EveryByteAtEveryPositionOfAStringAgrees) {
   }
 }
 
+// A state as tdscache writes it for a Zoho item: every optional field set but hash_scheme.
+entity_state zoho_state() {
+  entity_state s;
+  s.entity_type = "product";
+  s.entity_id = "2646610000000113574";
+  s.local_id = "100000";
+  s.content_hash = std::string(hash_a);
+  s.last_modified_time = "2025-11-13T08:30:00+0530";
+  s.cached_at = "2025-11-13T08:35:21.123456";
+  s.sync_count = 12;
+  return s;
+}
+
+// tdscache's own layout is matched name by name and separator by separator, 8 bytes a step:
+// every byte value at every position of such values (names, separators, strings, nulls,
+// the count), and each byte deleted or doubled, must still agree with the DOM.
+TEST(StateFastDifferential, EveryByteAtEveryPositionOfTheOwnLayoutAgrees) {
+  const entity_state s = zoho_state();
+  entity_state bare = s;
+  bare.local_id.reset();
+  bare.last_modified_time.reset();
+  bare.scheme = hash_scheme::jcs;
+  bare.sync_count = 0;
+  tds::digest d{};
+  for (std::size_t i = 0; i < d.bytes.size(); ++i) {
+    d.bytes[i] = static_cast<std::uint8_t>(std::stoi(std::string(hash_a.substr(2 * i, 2)), nullptr, 16));
+  }
+  for (const entity_state& state : {s, bare}) {
+    const std::string value = tds::encode_state(state);
+    ASSERT_TRUE(scans(value)) << value;
+    for (std::size_t at = 0; at < value.size(); ++at) {
+      for (int byte = 0; byte < 256; ++byte) {
+        std::string changed = value;
+        changed[at] = static_cast<char>(byte);
+        expect_agreement(changed, d);
+      }
+      expect_agreement(std::string(value).erase(at, 1), d);
+      expect_agreement(std::string(value).insert(at, 1, value[at]), d);
+      if (::testing::Test::HasFailure()) return;  // one broken value is enough to read
+    }
+  }
+}
+
+TEST(StateFastPath, AViewScannedAgainHoldsNothingOfTheValueBefore) {
+  // The scanner writes every field rather than clearing the whole view first: a value with
+  // nulls and no hash_scheme, scanned into a view that held one with all of them, must not
+  // inherit them.
+  entity_state full = zoho_state();
+  full.scheme = hash_scheme::jcs;
+  entity_state bare = full;
+  bare.local_id.reset();
+  bare.last_modified_time.reset();
+  bare.scheme.reset();
+  bare.sync_count = 1;
+  const std::string first = tds::encode_state(full), second = tds::encode_state(bare);
+  for (const std::string* value : {&first, &second}) {
+    tds::detail::state_view view;
+    ASSERT_TRUE(tds::detail::scan_state(first, view));
+    ASSERT_TRUE(tds::detail::scan_state(*value, view));
+    const entity_state expected = value == &first ? full : bare;
+    EXPECT_TRUE(same_state(tds::detail::to_entity_state(view), expected)) << *value;
+  }
+}
+
 // The encoder copies plain runs 16 and 8 bytes at a time: one byte of every value at every
 // position of a 1-40 byte string must come out as it does on its own.
 TEST(StateFastPath, EncoderEscapesEveryByteAtEveryPositionAsOnItsOwn) {
