@@ -556,19 +556,33 @@ def test_latency_beyond_the_command_timeout_fails_open_and_below_it_answers(serv
     record("latency 1/4 command_timeout (proxy)", "check", "exact decisions", took, bound_s())
 
 
+def even_cut_starts(n: int, chunk: int) -> list[int]:
+    """Where each MGET of a check starts: ceil(n / chunk) of them, as even as the count allows,
+    the later ones one key longer (the client's layout, docs/design.md "Decisions")."""
+    count = -(-n // chunk)
+    base, longer_from = n // count, count - n % count
+    return [i * base + max(0, i - longer_from) for i in range(count + 1)]
+
+
+# 4,000 keys are eight replies of 500; 4,100 are nine of 455 or 456, where a reply's first key
+# is not a multiple of the chunk, so a cut must be placed by the layout, not by i * chunk.
+@pytest.mark.parametrize("n", [4000, 4100])
 def test_connection_cut_mid_reply_keeps_the_complete_replies_and_fails_open_for_the_rest(
-        server: RedisServer, proxy: TcpProxy) -> None:
-    n, chunk = 4000, 500
+        server: RedisServer, proxy: TcpProxy, n: int) -> None:
+    chunk = 500
+    starts = even_cut_starts(n, chunk)
+    assert (n == 4000) == (starts[4] == 4 * chunk), starts
     cache = open_cache(proxy.url(), mget_chunk=chunk)
     seed(cache, products(n))
     changed = products(n, changed=True)
     before = proxy.counters()
-    cache.check_entities("product", changed)
+    assert_exact(cache.check_entities("product", changed), range(n))
     _, down = delta(proxy.counters(), before)
-    proxy.cut_after(int(down * 0.55), "down")  # inside the fifth of eight equal replies
+    # Every value is the same size, so the middle of the fifth reply is this far into the bytes.
+    proxy.cut_after(int(down * (starts[4] + starts[5]) / 2 / n), "down")
     report, took = timed(lambda: cache.check_entities("product", changed), bound_s())
     answered = [i for i, why in enumerate(report.reasons) if why != "cache_check_error"]
-    assert answered == list(range(4 * chunk)), "the four complete replies keep their decisions"
+    assert answered == list(range(starts[4])), "the four complete replies keep their decisions"
     assert_exact(report, answered)
     assert report.error is not None and report.error[0] in LINK_LOST, report.error
     assert_never_skips_a_change(report)
