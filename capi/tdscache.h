@@ -300,7 +300,7 @@ typedef struct tds_client_options {
   const char *key_prefix;        /* default "tds:entity:state" */
   int64_t ttl_seconds;           /* state key TTL, 0 = never expires; default 86400 */
   int64_t max_age_seconds;       /* older entries are synced again, 0 = rule off; default 86400 */
-  size_t mget_chunk;             /* keys per MGET; default 1000 */
+  size_t mget_chunk;             /* most keys per MGET; default 1000 */
   int breaker_failures;          /* consecutive failures that open the circuit; default 3 */
   int breaker_cooldown_ms;       /* how long the circuit stays open; default 5000 */
   int reconnect_backoff_min_ms;  /* default 50 */

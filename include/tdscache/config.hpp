@@ -52,9 +52,10 @@ struct client_config {
   std::int64_t ttl_seconds = 86400;      // state key TTL; 0 = keys never expire
   std::int64_t max_age_seconds = 86400;  // cache_expired threshold; 0 disables the rule
 
-  // Keys per MGET. 1000 keys of ~300-byte states make ~300 KB replies: large enough that the
-  // per-command cost vanishes, small enough that one reply never blocks the server for long
-  // (a few hundred microseconds) and the reader's buffer stays modest.
+  // The most keys one MGET carries: a check of N keys sends ceil(N / mget_chunk) MGETs, cut as
+  // evenly as that count allows. 1000 keys of ~300-byte states make ~300 KB replies: large
+  // enough that the per-command cost vanishes, small enough that one reply never blocks the
+  // server for long (a few hundred microseconds) and the reader's buffer stays modest.
   std::size_t mget_chunk = 1000;
 
   // Circuit breaker: after this many consecutive operations that failed to reach the server,
